@@ -1,0 +1,393 @@
+"""Audio token selection methods: scores [N] (+ embeddings [N, H]) and a budget K -> kept tokens.
+
+Every method keeps the same number of tokens for a clip of N audio tokens and a keep ratio r in
+(0, 1] (the fraction KEPT):
+
+    K = max(1, floor(r * N + 0.5))          (round half up: 25 % of 250 tokens keeps 63)
+
+and returns a :class:`Selection` whose ``indices`` are exactly K distinct token positions in
+temporal (ascending) order. Ties between equal scores always go to the lower index, so every
+method is deterministic (``random`` is deterministic for a given seed). At r = 1.0 every method
+returns ``arange(N)``: pruning at keep 1.0 is the identity.
+
+Methods (the registry :data:`METHODS`, in display order):
+
+- ``segmentwise``  Segmentwise Top-K (Gibier et al., arXiv 2511.14293): split the clip into
+  S_eff = min(S, K) contiguous near-equal segments; each keeps its floor(K / S_eff) best tokens and
+  the K - S_eff * floor(K / S_eff) leftover slots go to the best tokens not yet kept, anywhere.
+- ``topk``         the K highest scores over the whole clip.
+- ``visionzip``    VisionZip (Yang et al., CVPR 2025, arXiv 2412.04467) adapted to audio: the top
+  K_d tokens by score (dominant) plus K_c = round(K * 0.18 / 1.18) contextual tokens, each the
+  mean of an evenly spaced "target" token and the remaining tokens most similar to it.
+- ``random``       K distinct tokens drawn with ``np.random.default_rng(seed)``.
+- ``bottomk``      the K lowest scores (a sanity check: it should do worst).
+- ``uniform``      K evenly spaced tokens, index_i = floor((i + 0.5) * N / K).
+
+Everything here is pure: numpy for scores, torch only to merge embeddings in ``visionzip``.
+:func:`select` validates its inputs and dispatches; a method's own function assumes valid input.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+__all__ = [
+    "DEFAULT_METHOD",
+    "DEFAULT_SEGMENTS",
+    "METHODS",
+    "Method",
+    "Selection",
+    "get_method",
+    "keep_count",
+    "segment_bounds",
+    "select",
+]
+
+DEFAULT_METHOD = "segmentwise"
+DEFAULT_SEGMENTS = 10
+VISIONZIP_CONTEXT_RATIO = 0.18  # contextual / dominant tokens, as in the VisionZip paper
+
+
+# --- budgets
+
+
+def _is_int(x) -> bool:
+    return isinstance(x, numbers.Integral) and not isinstance(x, (bool, np.bool_))
+
+
+def keep_count(n: int, keep_ratio: float) -> int:
+    """Number of tokens K kept out of ``n`` at ``keep_ratio``: max(1, floor(keep_ratio * n + 0.5)).
+
+    Computed in plain float arithmetic, exactly as written (so anyone can recompute K the same
+    way; 0.145 of 100 keeps 14 because the float 0.145 is a hair below it). Raises ValueError if ``n`` is not an integer >= 1 or
+    ``keep_ratio`` is not a real number in (0, 1].
+    """
+    if not _is_int(n) or n < 1:
+        raise ValueError(f"The number of tokens must be an integer of at least 1, got {n!r}.")
+    if not isinstance(keep_ratio, numbers.Real) or isinstance(keep_ratio, (bool, np.bool_)):
+        raise ValueError(f"The keep ratio must be a number in (0, 1], got {keep_ratio!r}.")
+    r = float(keep_ratio)
+    if not (0.0 < r <= 1.0):  # also rejects NaN
+        raise ValueError(f"The keep ratio must be in (0, 1] (the fraction kept), got {keep_ratio!r}.")
+    return max(1, math.floor(r * int(n) + 0.5))
+
+
+def segment_bounds(n: int, segments: int) -> np.ndarray:
+    """Boundaries [S + 1] int64 of S contiguous near-equal segments of ``n`` tokens: [0, ..., n].
+
+    Segment s is tokens bounds[s]:bounds[s + 1]. Sizes differ by at most one, the first n % S
+    segments being the larger ones (as ``np.array_split``). Requires 1 <= segments <= n.
+    """
+    if not _is_int(n) or n < 1:
+        raise ValueError(f"The number of tokens must be an integer of at least 1, got {n!r}.")
+    if not _is_int(segments) or not 1 <= segments <= n:
+        raise ValueError(f"The number of segments must be an integer from 1 to {n}, got {segments!r}.")
+    q, rem = divmod(int(n), int(segments))
+    i = np.arange(int(segments) + 1, dtype=np.int64)
+    return i * q + np.minimum(i, rem)
+
+
+# --- results
+
+
+@dataclass(frozen=True, eq=False)
+class Selection:
+    """What a method kept.
+
+    indices:        [K] int64, strictly increasing (temporal order), each in [0, n).
+    n:              N, the number of tokens selected from.
+    embeddings:     [K, H] for merge methods (row i belongs to indices[i]); None means "use the
+                    original embeddings at ``indices``".
+    segment_bounds: [S_eff + 1] int64 boundaries a segmentwise method used, else None.
+    """
+
+    indices: np.ndarray
+    n: int
+    embeddings: torch.Tensor | None = None
+    segment_bounds: np.ndarray | None = None
+
+    def __post_init__(self):
+        idx = np.array(self.indices, dtype=np.int64)  # a private copy
+        if idx.ndim != 1:
+            raise ValueError(f"Selection indices must be 1-D, got shape {idx.shape}.")
+        if idx.size and (idx[0] < 0 or idx[-1] >= self.n or np.any(idx[1:] <= idx[:-1])):
+            raise ValueError("Selection indices must be strictly increasing and within [0, n).")
+        object.__setattr__(self, "indices", idx)
+        if self.embeddings is not None and (self.embeddings.ndim != 2 or self.embeddings.shape[0] != idx.size):
+            raise ValueError(
+                f"Selection embeddings must have shape [{idx.size}, H], got {tuple(self.embeddings.shape)}."
+            )
+        if self.segment_bounds is not None:
+            b = np.array(self.segment_bounds, dtype=np.int64)
+            object.__setattr__(self, "segment_bounds", b)
+
+    @property
+    def k(self) -> int:
+        """K, the number of kept tokens."""
+        return int(self.indices.size)
+
+
+@dataclass(frozen=True)
+class Method:
+    """A registered selection method.
+
+    ``select(scores [N] float64, k, *, segments, seed, embeddings [N, H] | None) -> Selection``
+    assumes validated input; call :func:`select` rather than this function directly.
+    """
+
+    name: str
+    label: str
+    select: Callable[..., Selection]
+    uses_segments: bool = False
+    needs_embeddings: bool = False
+    merges: bool = False
+    source: str = ""
+    summary: str = ""
+
+
+# --- helpers
+
+
+def _top_mask(x: np.ndarray, k: int) -> np.ndarray:
+    """Boolean mask [..., C] of the k largest values along the last axis of x [..., C].
+
+    Ties go to the lower index, exactly as a stable sort of -x would choose. O(C) per row.
+    """
+    c = x.shape[-1]
+    if k <= 0:
+        return np.zeros(x.shape, dtype=bool)
+    if k >= c:
+        return np.ones(x.shape, dtype=bool)
+    thr = np.partition(x, c - k, axis=-1)[..., c - k, None]  # the k-th largest value per row
+    above = x > thr
+    ties = x == thr
+    need = k - above.sum(axis=-1, keepdims=True)  # how many tied values to take, lowest index first
+    return above | (ties & (np.cumsum(ties, axis=-1) <= need))
+
+
+def _top_indices(x: np.ndarray, k: int) -> np.ndarray:
+    """Ascending indices [k] of the k largest values of x [C] (ties: lower index first)."""
+    return np.flatnonzero(_top_mask(x, k))
+
+
+# --- methods
+
+
+def topk(scores: np.ndarray, k: int, **_) -> Selection:
+    """The k highest scores of scores [N]; ties to the lower index. Returns k indices."""
+    return Selection(_top_indices(scores, k), scores.shape[0])
+
+
+def bottomk(scores: np.ndarray, k: int, **_) -> Selection:
+    """The k lowest scores of scores [N]; ties to the lower index. Returns k indices."""
+    return Selection(_top_indices(-scores, k), scores.shape[0])
+
+
+def random(scores: np.ndarray, k: int, *, seed: int = 0, **_) -> Selection:
+    """k distinct indices of [N] drawn with np.random.default_rng(seed); scores are ignored."""
+    n = scores.shape[0]
+    rng = np.random.default_rng(seed)
+    return Selection(np.sort(rng.choice(n, size=k, replace=False)), n)
+
+
+def uniform(scores: np.ndarray, k: int, **_) -> Selection:
+    """k evenly spaced indices of [N]: floor((i + 0.5) * N / k), i = 0..k-1 (exact integers)."""
+    n = scores.shape[0]
+    i = np.arange(k, dtype=np.int64)
+    return Selection((2 * i + 1) * n // (2 * k), n)
+
+
+def segmentwise(scores: np.ndarray, k: int, *, segments: int = DEFAULT_SEGMENTS, **_) -> Selection:
+    """Segmentwise Top-K of scores [N]: k indices, at least floor(k / S_eff) in each segment.
+
+    S_eff = min(segments, k) contiguous near-equal segments; each keeps its floor(k / S_eff)
+    highest scores, and the leftover k - S_eff * floor(k / S_eff) slots go to the highest scores
+    not yet kept, anywhere. Ties to the lower index. Records the S_eff + 1 boundaries used.
+    """
+    n = scores.shape[0]
+    s = min(segments, k)
+    bounds = segment_bounds(n, s)
+    per = k // s
+    # Lay the segments out as rows of a [S_eff, max size] matrix padded with -inf (rows that are
+    # one shorter get one pad at the end), then take the top `per` of every row at once.
+    width = int(bounds[1] - bounds[0])
+    sizes = np.diff(bounds)
+    valid = np.arange(width) < sizes[:, None]  # [S_eff, width]
+    rows = np.full(valid.shape, -np.inf)
+    rows[valid] = scores  # row-major fill = temporal order
+    kept = _top_mask(rows, per)[valid]  # [N]; per <= every row's size, so pads are never kept
+    leftover = k - s * per
+    if leftover:
+        rest = np.flatnonzero(~kept)
+        kept[rest[_top_indices(scores[rest], leftover)]] = True
+    return Selection(np.flatnonzero(kept), n, segment_bounds=bounds)
+
+
+def visionzip(
+    scores: np.ndarray,
+    k: int,
+    *,
+    embeddings: torch.Tensor,
+    context_ratio: float = VISIONZIP_CONTEXT_RATIO,
+    **_,
+) -> Selection:
+    """VisionZip adapted to audio: scores [N], embeddings [N, H] -> k indices and [k, H] embeddings.
+
+    K_c = round(k * r / (1 + r)) contextual tokens (r = context_ratio, 0.18), K_d = k - K_c
+    dominant tokens = the top K_d scores. Among the N - K_d remaining tokens (temporal order), K_c
+    evenly spaced targets are kept; every other remaining token is merged into the target of
+    highest cosine similarity (ties: the earlier target). A target's row is the mean of itself and
+    what merged into it (computed in at least float32); a target that received nothing and every
+    dominant row keep their original embedding bit for bit. Output is in the input dtype/device.
+    With K_c = 0 this is Top-K (with the original embeddings).
+    """
+    n = scores.shape[0]
+    k_c = int(round(k * context_ratio / (1 + context_ratio)))
+    k_d = k - k_c
+    dominant = _top_mask(scores, k_d)
+    rest = np.flatnonzero(~dominant)  # [R] temporal order
+    if k_c == 0 or rest.size == 0:
+        idx = np.flatnonzero(dominant)
+        rows = embeddings[torch.as_tensor(idx, device=embeddings.device)]
+        return Selection(idx, n, embeddings=rows)
+
+    r = rest.size
+    is_target = np.zeros(r, dtype=bool)
+    is_target[(2 * np.arange(k_c) + 1) * r // (2 * k_c)] = True
+    targets, others = rest[is_target], rest[~is_target]
+    keep = dominant.copy()
+    keep[targets] = True
+    idx = np.flatnonzero(keep)  # [k]
+
+    device = embeddings.device
+    out = embeddings[torch.as_tensor(idx, device=device)]  # [k, H] a copy of the originals
+    if others.size:
+        work = torch.promote_types(embeddings.dtype, torch.float32)
+        t_emb = embeddings[torch.as_tensor(targets, device=device)].to(work)  # [K_c, H]
+        o_emb = embeddings[torch.as_tensor(others, device=device)].to(work)  # [R - K_c, H]
+        sim = F.normalize(o_emb, dim=-1) @ F.normalize(t_emb, dim=-1).T  # [R - K_c, K_c]
+        assign = sim.argmax(dim=-1)  # first maximum on ties
+        sums = t_emb.index_add(0, assign, o_emb)
+        counts = torch.bincount(assign, minlength=k_c)  # merges received per target
+        merged = sums / (counts + 1).unsqueeze(-1).to(work)
+        hit = counts > 0  # targets that received nothing keep their original row
+        rows = torch.as_tensor(np.searchsorted(idx, targets), device=device)[hit]
+        out[rows] = merged[hit].to(embeddings.dtype)
+    return Selection(idx, n, embeddings=out)
+
+
+# --- registry
+
+_PAPER = "Gibier et al., Segmentwise Pruning in Audio-Language Models, arXiv 2511.14293"
+
+METHODS: dict[str, Method] = {
+    m.name: m
+    for m in [
+        Method(
+            "segmentwise",
+            "Segmentwise Top-K",
+            segmentwise,
+            uses_segments=True,
+            source=_PAPER,
+            summary="Top-K within each of S time segments: keeps salient tokens across the whole clip; the default.",
+        ),
+        Method(
+            "topk",
+            "Top-K",
+            topk,
+            source=f"baseline in {_PAPER}",
+            summary="The K highest attention scores over the whole clip; may cluster in time.",
+        ),
+        Method(
+            "visionzip",
+            "VisionZip",
+            visionzip,
+            needs_embeddings=True,
+            merges=True,
+            source="Yang et al., VisionZip: Longer is Better but Not Necessary in Vision Language "
+            "Models, CVPR 2025, arXiv 2412.04467 (adapted to audio)",
+            summary="Top scores plus ~15% contextual tokens merged from the rest by similarity: "
+            "keeps a summary of what is dropped.",
+        ),
+        Method(
+            "random",
+            "Random",
+            random,
+            source=f"baseline in {_PAPER}",
+            summary="K tokens drawn at random (seeded): the floor any scoring method must beat.",
+        ),
+        Method(
+            "bottomk",
+            "Bottom-K",
+            bottomk,
+            source=f"sanity-check baseline in {_PAPER}",
+            summary="The K lowest scores: should do worst, which shows that the scores matter.",
+        ),
+        Method(
+            "uniform",
+            "Uniform",
+            uniform,
+            source="simple coverage baseline (no scores)",
+            summary="K evenly spaced tokens: even coverage of time without looking at scores.",
+        ),
+    ]
+}
+
+
+def get_method(name: str) -> Method:
+    """The registered :class:`Method` called ``name``; ValueError listing the names otherwise."""
+    if isinstance(name, str) and name in METHODS:
+        return METHODS[name]
+    raise ValueError(f"Unknown method {name!r}. Available methods: {', '.join(METHODS)}.")
+
+
+def select(
+    method: str,
+    scores,
+    keep_ratio: float,
+    *,
+    segments: int = DEFAULT_SEGMENTS,
+    seed: int = 0,
+    embeddings: torch.Tensor | None = None,
+) -> Selection:
+    """Run a registered method: scores [N] (+ embeddings [N, H]) -> Selection of K tokens.
+
+    scores: 1-D, N >= 1, all finite (a numpy array, a sequence or a torch tensor).
+    keep_ratio: the fraction kept, in (0, 1]; K = keep_count(N, keep_ratio).
+    segments: an integer >= 1 (more segments than tokens is allowed: S_eff = min(S, K)).
+    seed: an integer >= 0, used by ``random``.
+    embeddings: [N, H] torch tensor; required by methods with ``needs_embeddings``.
+    Raises ValueError with a plain sentence on any invalid input.
+    """
+    m = get_method(method)
+    if isinstance(scores, torch.Tensor):
+        scores = scores.detach().to("cpu", torch.float64).numpy()
+    try:
+        scores = np.asarray(scores, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ValueError("Scores must be a 1-D sequence of real numbers.") from None
+    if scores.ndim != 1 or scores.shape[0] < 1:
+        raise ValueError(f"Scores must be a non-empty 1-D array, got shape {scores.shape}.")
+    if not np.all(np.isfinite(scores)):
+        raise ValueError("Scores must all be finite (no NaN or infinity).")
+    n = scores.shape[0]
+    k = keep_count(n, keep_ratio)
+    if not _is_int(segments) or segments < 1:
+        raise ValueError(f"The number of segments must be an integer of at least 1, got {segments!r}.")
+    if not _is_int(seed) or seed < 0:
+        raise ValueError(f"The seed must be a non-negative integer, got {seed!r}.")
+    if embeddings is not None:
+        is_tensor = isinstance(embeddings, torch.Tensor)
+        if not is_tensor or embeddings.ndim != 2 or embeddings.shape[0] != n:
+            shape = tuple(getattr(embeddings, "shape", ()))
+            raise ValueError(f"Embeddings must be a torch tensor of shape [{n}, H], got {shape}.")
+    elif m.needs_embeddings:
+        raise ValueError(f"Method {m.name!r} needs the token embeddings [N, H]; none were given.")
+    return m.select(scores, k, segments=int(segments), seed=int(seed), embeddings=embeddings)

@@ -1,0 +1,307 @@
+"""The adapter contract: what segprune needs from an audio-language model family.
+
+An adapter wraps a native transformers model and its processor and offers four steps:
+
+    inputs   = lm.inputs(audio, prompt)         processor output, placeholders expanded to N
+    [tokens] = lm.encode(inputs)                 audio path ONCE: embeddings [N, H] + scores [N]
+    llm_in   = lm.assemble(inputs, [kept])      shrink each placeholder run to K, fill embeddings
+    lm.generate(llm_in) / lm.prefill(llm_in)    the language model sees only the kept tokens
+
+`AudioLM` implements every step for decoder-only models whose audio encoder is a Whisper-style
+encoder with 2x average pooling (Qwen2-Audio, Audio Flamingo 3); a family adapter then only
+names its classes, its hub id, its limits and how to run its audio path, and overrides the frame
+and token arithmetic or the scoring layer's queries and keys where its encoder differs.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import ClassVar
+
+import numpy as np
+import torch
+from torch import nn
+from transformers import LogitsProcessor, LogitsProcessorList
+
+from ..audio import Audio
+from ..scoring import ReceivedAttention, pool_scores, whisper_qk
+from ..timing import Stopwatch, synchronize
+
+
+@dataclass
+class AudioTokens:
+    """One clip's audio tokens as the language model would receive them.
+
+    embeddings: [N, H] in the LLM's dtype and device.
+    scores: [N] float64, attention received in the encoder's last layer (1.0 = uniform share).
+    window_starts: [W] int64, index of the first token of each encoder window (0 first).
+    """
+
+    embeddings: torch.Tensor
+    scores: np.ndarray
+    window_starts: np.ndarray
+    token_duration: float
+    window_seconds: float
+    encoder_ms: float = 0.0
+    scoring_ms: float = 0.0
+
+    @property
+    def n(self) -> int:
+        return int(self.embeddings.shape[0])
+
+    @property
+    def token_seconds(self) -> np.ndarray:
+        """[N] start time in seconds of each token in the clip."""
+        index = np.arange(self.n)
+        window = np.searchsorted(self.window_starts, index, side="right") - 1
+        return window * self.window_seconds + (index - self.window_starts[window]) * self.token_duration
+
+
+@dataclass
+class LLMInputs:
+    """What the language model receives: input_ids, attention_mask [B, L], inputs_embeds [B, L, H]
+    (left padded), and the number of audio tokens in each row."""
+
+    input_ids: torch.Tensor
+    attention_mask: torch.Tensor
+    inputs_embeds: torch.Tensor
+    audio_tokens: list[int]
+
+    @property
+    def prompt_tokens(self) -> int:
+        """Length in tokens of the (first) prompt, audio tokens included."""
+        return int(self.attention_mask[0].sum())
+
+
+@dataclass
+class Generation:
+    """Greedy output for one prompt: the new token ids, their text and how long it took."""
+
+    token_ids: list[int]
+    text: str
+    generate_ms: float
+    decode_ms_per_token: float
+
+
+class _StepClock(LogitsProcessor):
+    """A pass-through logits processor that notes the time at every decoding step."""
+
+    def __init__(self, device):
+        self.device = device
+        self.times: list[float] = []
+
+    def __call__(self, input_ids, scores):
+        synchronize(self.device)
+        self.times.append(time.perf_counter())
+        return scores
+
+
+class AudioLM:
+    """Base adapter. Subclasses set the class variables and implement `_audio_embeddings`."""
+
+    key: ClassVar[str]  # registry key, e.g. "qwen2-audio"
+    model_type: ClassVar[str]  # config.model_type of the family
+    model_class: ClassVar[type]
+    hub_id: ClassVar[str]
+    max_seconds: ClassVar[float]
+    window_seconds: ClassVar[float] = 30.0
+    token_duration: ClassVar[float] = 0.04  # seconds of audio per LLM token
+    audio_first: ClassVar[bool] = True  # order of audio and text in the user turn
+    feature_mask_key: ClassVar[str]
+    scoring_qk: ClassVar = staticmethod(whisper_qk)  # queries/keys of the scoring layer
+
+    def __init__(self, model: nn.Module, processor, name: str | None = None):
+        self.model = model.eval()
+        self.processor = processor
+        self.name = name or getattr(model.config, "_name_or_path", "") or self.key
+        self.random_weights = bool(getattr(model.config, "segprune_random_weights", False))
+
+    # ------------------------------------------------------------------ properties
+    @property
+    def device(self) -> torch.device:
+        return self.model.get_input_embeddings().weight.device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.model.get_input_embeddings().weight.dtype
+
+    @property
+    def audio_token_id(self) -> int:
+        return int(self.model.config.audio_token_id)
+
+    @property
+    def language_model(self) -> nn.Module:
+        return self.model.model.language_model
+
+    @property
+    def tokenizer(self):
+        if self.processor is None:
+            raise RuntimeError("This adapter was built without a processor; it cannot tokenise or decode.")
+        return self.processor.tokenizer
+
+    @property
+    def pad_token_id(self) -> int:
+        pad = self.processor.tokenizer.pad_token_id if self.processor is not None else None
+        if pad is None:
+            pad = self.model.generation_config.pad_token_id
+        return int(pad) if pad is not None else 0
+
+    # ------------------------------------------------------------------ requests
+    def chat_text(self, prompt: str) -> str:
+        """The model's chat template applied to one user turn with one audio clip and `prompt`."""
+        audio = {"type": "audio", "audio": "clip"}
+        text = {"type": "text", "text": prompt}
+        content = [audio, text] if self.audio_first else [text, audio]
+        conversation = [{"role": "user", "content": content}]
+        return self.processor.apply_chat_template(conversation, add_generation_prompt=True, tokenize=False)
+
+    def inputs(self, audio: Audio, prompt: str):
+        """Processor output (BatchFeature) for one clip and prompt; audio longer than the model
+        takes must be truncated by the caller (see `Audio.truncated`)."""
+        return self.processor(
+            text=self.chat_text(prompt), audio=audio.samples, sampling_rate=audio.sample_rate, return_tensors="pt"
+        )
+
+    # ------------------------------------------------------------------ audio path
+    def _audio_embeddings(self, features: torch.Tensor, feature_mask: torch.Tensor) -> torch.Tensor:
+        """Run the family's audio encoder + projector exactly as its forward does.
+
+        features: [W, mel, frames], feature_mask: [W, frames] (W encoder windows).
+        Returns the valid audio embeddings of all windows in order, [sum of tokens, H].
+        """
+        raise NotImplementedError
+
+    def _scoring_attention(self) -> nn.Module:
+        """The encoder's last self-attention module."""
+        return self.model.model.audio_tower.layers[-1].self_attn
+
+    @staticmethod
+    def _frame_lengths(mel_lengths: torch.Tensor) -> torch.Tensor:
+        """Valid encoder frames (after the stride-2 convolution) per window."""
+        return (mel_lengths - 1) // 2 + 1
+
+    @staticmethod
+    def _token_lengths(frame_lengths: torch.Tensor) -> torch.Tensor:
+        """LLM tokens per window after the 2x average pooling."""
+        return (frame_lengths - 2) // 2 + 1
+
+    @torch.inference_mode()
+    def encode(self, inputs) -> list[AudioTokens]:
+        """Encode the audio of a processed batch once: one `AudioTokens` per batch row, with the
+        row's N equal to its number of audio placeholders."""
+        features = inputs["input_features"].to(self.device, self.model.model.audio_tower.dtype)
+        feature_mask = inputs[self.feature_mask_key].to(self.device)
+        frame_lengths = self._frame_lengths(feature_mask.sum(-1))
+        token_lengths = self._token_lengths(frame_lengths).clamp(min=0)
+        with (
+            Stopwatch(self.device) as total,
+            ReceivedAttention(self._scoring_attention(), frame_lengths.tolist(), self.scoring_qk) as hook,
+        ):
+            embeddings = self._audio_embeddings(features, feature_mask)
+        window_scores = [pool_scores(s, int(n)) for s, n in zip(hook.scores, token_lengths)]
+        return self._split_rows(inputs["input_ids"], embeddings, window_scores, total.ms - hook.ms, hook.ms)
+
+    def _split_rows(self, input_ids, embeddings, window_scores, encoder_ms, scoring_ms) -> list[AudioTokens]:
+        """Assign consecutive windows to batch rows by each row's placeholder count."""
+        counts = (input_ids == self.audio_token_id).sum(-1).tolist()
+        window_sizes = [len(s) for s in window_scores]
+        if sum(counts) != sum(window_sizes) or embeddings.shape[0] != sum(window_sizes):
+            raise RuntimeError(
+                f"Audio placeholders ({sum(counts)}) and encoder tokens ({embeddings.shape[0]}) do not match."
+            )
+        rows, window, offset = [], 0, 0
+        for count in counts:
+            starts, row_scores, size = [], [], 0
+            while size < count:
+                starts.append(size)
+                row_scores.append(window_scores[window])
+                size += window_sizes[window]
+                window += 1
+            if size != count:
+                raise RuntimeError("Audio placeholders do not align with encoder windows.")
+            while window < len(window_sizes) and window_sizes[window] == 0:  # empty tail window
+                window += 1
+            rows.append(
+                AudioTokens(
+                    embeddings=embeddings[offset : offset + count],
+                    scores=torch.cat(row_scores).double().cpu().numpy(),
+                    window_starts=np.asarray(starts, dtype=np.int64),
+                    token_duration=self.token_duration,
+                    window_seconds=self.window_seconds,
+                    encoder_ms=encoder_ms / len(counts),
+                    scoring_ms=scoring_ms / len(counts),
+                )
+            )
+            offset += count
+        return rows
+
+    # ------------------------------------------------------------------ language model
+    @torch.inference_mode()
+    def assemble(self, inputs, kept: list[torch.Tensor]) -> LLMInputs:
+        """Prompt rows with each placeholder run shrunk to the kept audio embeddings.
+
+        kept: one tensor [K_i, H] per batch row, in temporal order. Rows are re-padded on the left.
+        """
+        ids, mask = inputs["input_ids"], inputs["attention_mask"]
+        if len(kept) != ids.shape[0]:
+            raise ValueError(f"Got {len(kept)} kept-embedding sets for {ids.shape[0]} prompts.")
+        rows = []
+        for row_ids, row_mask, row_kept in zip(ids, mask, kept):
+            row_ids = row_ids[row_mask.bool()]
+            where = torch.nonzero(row_ids == self.audio_token_id).flatten()
+            if len(where) == 0 or int(where[-1] - where[0]) + 1 != len(where):
+                raise ValueError("Each prompt needs exactly one contiguous run of audio placeholders.")
+            start, end = int(where[0]), int(where[-1]) + 1
+            audio_ids = torch.full((row_kept.shape[0],), self.audio_token_id, dtype=row_ids.dtype)
+            rows.append(torch.cat([row_ids[:start].cpu(), audio_ids, row_ids[end:].cpu()]))
+        length = max(len(r) for r in rows)
+        pad_id = self.pad_token_id
+        new_ids = torch.full((len(rows), length), pad_id, dtype=ids.dtype)
+        new_mask = torch.zeros((len(rows), length), dtype=mask.dtype)
+        for i, r in enumerate(rows):
+            new_ids[i, length - len(r) :] = r
+            new_mask[i, length - len(r) :] = 1
+        new_ids, new_mask = new_ids.to(self.device), new_mask.to(self.device)
+        embeds = self.model.get_input_embeddings()(new_ids)
+        audio_mask = (new_ids == self.audio_token_id).unsqueeze(-1).expand_as(embeds)
+        audio = torch.cat([k.to(embeds.device, embeds.dtype) for k in kept])
+        embeds = embeds.masked_scatter(audio_mask, audio)
+        return LLMInputs(new_ids, new_mask, embeds, [int(k.shape[0]) for k in kept])
+
+    @torch.inference_mode()
+    def prefill(self, x: LLMInputs) -> torch.Tensor:
+        """The timed unit: the language model over the whole prompt, filling the KV cache, and
+        the LM head on the last position. Returns logits [B, 1, vocab]."""
+        out = self.language_model(inputs_embeds=x.inputs_embeds, attention_mask=x.attention_mask, use_cache=True)
+        return self.model.lm_head(out.last_hidden_state[:, -1:])
+
+    @torch.inference_mode()
+    def generate(self, x: LLMInputs, max_new_tokens: int = 64) -> list[Generation]:
+        """Greedy decoding from the assembled inputs; one `Generation` per row."""
+        clock = _StepClock(self.device)
+        with Stopwatch(self.device) as sw:
+            out = self.model.generate(
+                input_ids=x.input_ids,
+                attention_mask=x.attention_mask,
+                inputs_embeds=x.inputs_embeds,
+                max_new_tokens=max_new_tokens,
+                do_sample=False,
+                num_beams=1,
+                logits_processor=LogitsProcessorList([clock]),
+                pad_token_id=self.pad_token_id,
+            )
+        steps = np.diff(clock.times) * 1e3
+        per_token = float(np.mean(steps)) if len(steps) else float("nan")
+        eos, results = self._eos_ids(), []
+        for row in out[:, x.input_ids.shape[1] :].tolist():
+            end = next((i + 1 for i, t in enumerate(row) if t in eos), len(row))  # batch rows pad after EOS
+            results.append(Generation(row[:end], self.decode(row[:end]), sw.ms, per_token))
+        return results
+
+    def _eos_ids(self) -> set[int]:
+        eos = self.model.generation_config.eos_token_id
+        return set(eos if isinstance(eos, list) else [eos] if eos is not None else [])
+
+    def decode(self, token_ids: list[int]) -> str:
+        return self.tokenizer.decode(token_ids, skip_special_tokens=True).strip()

@@ -1,0 +1,91 @@
+"""Offline pieces for tiny random-weight models: an in-memory tokenizer and a feature extractor.
+
+Tiny models use the real model classes and real processor classes with small configs, so every
+code path (processor, encoder, scoring hook, placeholder expansion, generation) is the real one.
+Their weights are random: the text they generate is meaningless. Token selection and timings
+are real. Configs built here carry ``segprune_random_weights=True`` so that the UI and the CLI
+can say so, also after a save_pretrained / from_pretrained round trip.
+"""
+
+from __future__ import annotations
+
+import torch
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+from transformers import PreTrainedTokenizerFast, WhisperFeatureExtractor
+
+RANDOM_WEIGHTS_NOTE = "random weights: the generated text is meaningless; token selection, counts and timings are real"
+TINY_SEED = 0
+# Wider than the usual 0.02 so that random attention is peaked and input-dependent: the scores,
+# the kept tokens and the (meaningless) text then differ from clip to clip, as with real weights.
+TINY_INIT_STD = 0.3
+
+CHATML_TEMPLATE = (
+    "{% for message in messages %}"
+    "{% if loop.first and message['role'] != 'system' %}<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n{% endif %}"
+    "<|im_start|>{{ message['role'] }}\n"
+    "{% if message['content'] is string %}{{ message['content'] }}"
+    "{% else %}{% for part in message['content'] %}"
+    "{% if part['type'] == 'audio' %}{{ AUDIO }}{% elif part['type'] == 'text' %}{{ part['text'] }}{% endif %}"
+    "{% endfor %}{% endif %}<|im_end|>\n"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+
+
+def chatml_template(audio_markup: str) -> str:
+    """A ChatML chat template (Qwen2 style) rendering each audio part as `audio_markup`."""
+    return CHATML_TEMPLATE.replace("{{ AUDIO }}", audio_markup)
+
+
+def byte_tokenizer(special_tokens: list[str], eos: str, pad: str) -> PreTrainedTokenizerFast:
+    """Byte-level BPE over the 256 byte symbols (no merges) plus `special_tokens`, built offline."""
+    vocab = {symbol: i for i, symbol in enumerate(sorted(pre_tokenizers.ByteLevel.alphabet()))}
+    tok = Tokenizer(models.BPE(vocab=vocab, merges=[]))
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    tok.add_special_tokens(special_tokens)
+    return PreTrainedTokenizerFast(tokenizer_object=tok, eos_token=eos, pad_token=pad)
+
+
+def tiny_audio_config(**fields) -> dict:
+    """A 2-layer, 64-wide Whisper-style encoder with the real 128 mel bins and 1500 positions."""
+    return dict(num_mel_bins=128, initializer_range=TINY_INIT_STD, **fields)
+
+
+def whisper_features() -> WhisperFeatureExtractor:
+    """The 128-bin, 16 kHz, 30 s Whisper-v3 feature extractor that these families use."""
+    return WhisperFeatureExtractor(
+        feature_size=128, sampling_rate=16000, hop_length=160, chunk_length=30, n_fft=400, return_attention_mask=True
+    )
+
+
+def tiny_text_config(model_type: str, tokenizer: PreTrainedTokenizerFast, **overrides) -> dict:
+    """A small decoder LLM config whose vocabulary covers the tokenizer."""
+    config = dict(
+        model_type=model_type,
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        vocab_size=len(tokenizer),
+        max_position_embeddings=32768,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+        initializer_range=TINY_INIT_STD,
+    )
+    config.update(overrides)
+    return config
+
+
+def seeded_init(model_class, config):
+    """Instantiate `model_class(config)` with a fixed seed (same weights every time), in eval mode."""
+    state = torch.random.get_rng_state()
+    torch.manual_seed(TINY_SEED)
+    try:
+        model = model_class(config)
+    finally:
+        torch.random.set_rng_state(state)
+    model.generation_config.eos_token_id = config.text_config.eos_token_id
+    model.generation_config.pad_token_id = config.text_config.pad_token_id
+    return model.eval()

@@ -1,0 +1,164 @@
+"""`segprune run`: the human report, the JSON record and clean errors."""
+
+import json
+import math
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import soundfile
+
+from segprune.cli import main
+
+
+def run_cli(capsys, *argv):
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.mark.parametrize("key,seconds,windows", [("tiny-qwen2-audio", 10.0, 1), ("tiny-audio-flamingo-3", 45.0, 2)])
+def test_run_json_fields_are_consistent(capsys, wav_factory, key, seconds, windows):
+    wav = wav_factory(seconds)
+    code, out, err = run_cli(
+        capsys,
+        "run",
+        wav,
+        "--model",
+        key,
+        "--keep",
+        "0.25",
+        "--json",
+        "--max-new-tokens",
+        "4",
+        "--repeats",
+        "1",
+        "--device",
+        "cpu",
+    )
+    assert code == 0
+    record = json.loads(out)
+    for field in [
+        "model",
+        "method",
+        "keep_ratio",
+        "segments",
+        "n_audio_tokens",
+        "n_kept",
+        "kept_indices",
+        "scores",
+        "token_seconds",
+        "full",
+        "pruned",
+        "encoder_ms",
+        "scoring_ms",
+        "truncated_seconds",
+    ]:
+        assert field in record, field
+    for side in ("full", "pruned"):
+        assert {"text", "token_ids", "prefill_ms", "prompt_tokens"} <= set(record[side])
+        assert record[side]["prefill_ms"] > 0
+    n = record["n_audio_tokens"]
+    assert n == int(seconds * 25)
+    assert record["method"] == "segmentwise" and record["segments"] == 10 and record["keep_ratio"] == 0.25
+    assert len(record["kept_indices"]) == record["n_kept"] == math.floor(0.25 * n + 0.5)
+    assert record["kept_indices"] == sorted(set(record["kept_indices"]))
+    assert len(record["scores"]) == len(record["token_seconds"]) == n
+    assert len(record["window_starts"]) == windows
+    assert record["full"]["prompt_tokens"] - record["pruned"]["prompt_tokens"] == n - record["n_kept"]
+    assert record["random_weights"] is True and "random weights" in err  # said prominently
+
+
+def test_run_report_shows_both_answers_side_by_side(capsys, wav_factory):
+    code, out, _ = run_cli(
+        capsys,
+        "run",
+        wav_factory(5.0),
+        "--model",
+        "tiny-qwen2-audio",
+        "--method",
+        "topk",
+        "--keep",
+        "0.5",
+        "--max-new-tokens",
+        "3",
+        "--repeats",
+        "1",
+        "--device",
+        "cpu",
+    )
+    assert code == 0
+    assert "TINY MODEL" in out and "FULL MODEL" in out and "PRUNED MODEL" in out
+    assert "K = 63 of 125" in out and "Top-K" in out
+    assert out.count("prefill") >= 2
+
+
+def test_truncation_is_reported(capsys, wav_factory):
+    code, out, err = run_cli(
+        capsys,
+        "run",
+        wav_factory(32.0),
+        "--model",
+        "tiny-qwen2-audio",
+        "--json",
+        "--max-new-tokens",
+        "2",
+        "--repeats",
+        "1",
+        "--device",
+        "cpu",
+    )
+    assert code == 0
+    record = json.loads(out)
+    assert record["truncated_seconds"] == pytest.approx(2.0)
+    assert "dropped" in err
+
+
+def make_bad_files(folder):
+    (folder / "empty.wav").write_bytes(b"")
+    (folder / "noise.wav").write_bytes(np.random.default_rng(0).bytes(4000))
+    (folder / "text.wav").write_text("this is not audio\n" * 50)
+    soundfile.write(folder / "ok.wav", np.zeros(1600, dtype=np.float32), 16000)
+    return folder
+
+
+@pytest.mark.parametrize(
+    "argv,needle",
+    [
+        (["run", "{f}/missing.wav"], "No such audio file"),
+        (["run", "{f}/empty.wav"], "empty"),
+        (["run", "{f}/noise.wav"], "could not be read as audio"),
+        (["run", "{f}/text.wav"], "could not be read as audio"),
+        (["run", "{f}/ok.wav", "--keep", "0"], "keep ratio"),
+        (["run", "{f}/ok.wav", "--keep", "1.5"], "keep ratio"),
+        (["run", "{f}/ok.wav", "--keep", "abc"], "--keep"),
+        (["run", "{f}/ok.wav", "--segments", "0"], "at least 1"),
+        (["run", "{f}/ok.wav", "--method", "nope"], "invalid choice"),
+        (["run", "{f}/ok.wav", "--model", "no-such-model"], "tiny-qwen2-audio"),
+    ],
+)
+def test_errors_are_one_line_without_traceback(capsys, tmp_path, argv, needle):
+    make_bad_files(tmp_path)
+    argv = [a.format(f=tmp_path) for a in argv]
+    code = main(argv + ["--device", "cpu"])
+    err = capsys.readouterr().err
+    assert code == 2
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("segprune"), err
+    assert needle in err and "Traceback" not in err
+
+
+def test_console_script_exit_code_and_single_line(tmp_path):
+    make_bad_files(tmp_path)
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "segprune.cli", "run", str(tmp_path / "noise.wav"), "--model", "tiny-qwen2-audio"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.strip().count("\n") == 0 and "Traceback" not in proc.stderr

@@ -1,0 +1,423 @@
+"""Property and reference tests for segprune.methods."""
+
+import math
+from fractions import Fraction
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from segprune.methods import (
+    DEFAULT_METHOD,
+    DEFAULT_SEGMENTS,
+    METHODS,
+    Selection,
+    get_method,
+    keep_count,
+    segment_bounds,
+    select,
+)
+
+FAST = settings(max_examples=60, deadline=None)
+
+
+# --- brute-force references
+
+
+def ref_top(scores, k):
+    """Ascending indices of the k highest scores, ties to the lower index (plain Python)."""
+    return sorted(sorted(range(len(scores)), key=lambda j: (-scores[j], j))[:k])
+
+
+def ref_segmentwise(scores, k, segments):
+    n = len(scores)
+    s = min(segments, k)
+    per = k // s
+    kept = set()
+    for seg in np.array_split(np.arange(n), s):
+        kept |= set(sorted(seg.tolist(), key=lambda j: (-scores[j], j))[:per])
+    rest = sorted((j for j in range(n) if j not in kept), key=lambda j: (-scores[j], j))
+    kept |= set(rest[: k - len(kept)])
+    return sorted(kept)
+
+
+def ref_visionzip(scores, emb, k):
+    """(indices, rows [k, H] float64) by loops, following the definition word for word."""
+    n = len(scores)
+    k_c = round(k * 0.18 / 1.18)
+    k_d = k - k_c
+    dominant = ref_top(scores, k_d)
+    if k_c == 0:
+        return dominant, emb[dominant]
+    rest = [j for j in range(n) if j not in set(dominant)]
+    r = len(rest)
+    targets = [rest[math.floor(Fraction(2 * i + 1, 2) * r / k_c)] for i in range(k_c)]
+    unit = emb / np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
+    groups = {t: [t] for t in targets}
+    for j in rest:
+        if j not in groups:
+            sims = [float(unit[j] @ unit[t]) for t in targets]
+            groups[targets[int(np.argmax(sims))]].append(j)
+    idx = sorted(dominant + targets)
+    rows = np.stack([emb[groups[j]].mean(axis=0) if j in groups else emb[j] for j in idx])
+    return idx, rows
+
+
+def make_scores(n, kind, seed):
+    rng = np.random.default_rng(seed)
+    if kind == "ties":  # a tiny set of values: many exact ties
+        return rng.integers(0, 3, n).astype(np.float64)
+    if kind == "constant":
+        return np.full(n, 0.5)
+    return rng.normal(size=n)
+
+
+def make_embeddings(n, h=8, seed=0, dtype=torch.float32):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(n, h, generator=g).to(dtype)
+
+
+@st.composite
+def cases(draw, max_n=3000):
+    n = draw(st.integers(1, max_n))
+    ratio = draw(st.one_of(st.floats(1e-4, 1.0), st.sampled_from([1.0, 0.5, 0.25, 0.1])))
+    segments = draw(st.integers(1, n + 5))
+    kind = draw(st.sampled_from(["ties", "normal", "constant"]))
+    seed = draw(st.integers(0, 2**16))
+    return n, ratio, segments, make_scores(n, kind, seed), seed
+
+
+def run(method, scores, ratio, segments=DEFAULT_SEGMENTS, seed=0):
+    emb = make_embeddings(len(scores), seed=seed) if METHODS[method].needs_embeddings else None
+    return select(method, scores, ratio, segments=segments, seed=seed, embeddings=emb)
+
+
+def covered_segments(indices, bounds):
+    """How many segments [bounds[s], bounds[s+1]) hold at least one index."""
+    return len(np.unique(np.searchsorted(bounds, indices, side="right") - 1))
+
+
+# --- budgets
+
+
+@pytest.mark.parametrize(
+    "n, ratio, k",
+    [
+        (250, 0.25, 63),  # 62.5 rounds up
+        (10, 0.25, 3),  # 2.5 rounds up
+        (10, 0.15, 2),  # 1.5 rounds up
+        (100, 0.145, 14),  # plain float arithmetic: 0.145 * 100 is a hair below 14.5
+        (10, 0.24, 2),
+        (100, 0.001, 1),  # tiny ratios keep one token
+        (1, 1e-9, 1),
+        (1, 1.0, 1),
+        (750, 1.0, 750),
+        (750, 1, 750),
+        (3, np.float32(0.5), 2),
+    ],
+)
+def test_keep_count_examples(n, ratio, k):
+    assert keep_count(n, ratio) == k
+
+
+@given(st.integers(1, 10**6), st.floats(1e-6, 1.0))
+def test_keep_count_is_the_rounded_fraction(n, ratio):
+    k = keep_count(n, ratio)
+    assert 1 <= k <= n
+    if ratio * n >= 0.5:
+        assert abs(k - ratio * n) <= 0.5 + 1e-6 * n
+
+
+BAD_RATIOS = [0, 0.0, -0.1, 1.5, 1.0000001, float("nan"), float("inf"), "a", "0.5", None, True]
+
+
+@pytest.mark.parametrize("ratio", BAD_RATIOS)
+def test_keep_count_rejects_bad_ratios(ratio):
+    with pytest.raises(ValueError, match="keep ratio"):
+        keep_count(100, ratio)
+
+
+@pytest.mark.parametrize("n", [0, -1, 2.5, True, "10"])
+def test_keep_count_rejects_bad_n(n):
+    with pytest.raises(ValueError, match="number of tokens"):
+        keep_count(n, 0.5)
+
+
+@given(st.integers(1, 5000), st.data())
+def test_segment_bounds_match_array_split(n, data):
+    s = data.draw(st.integers(1, n))
+    bounds = segment_bounds(n, s)
+    assert bounds.dtype == np.int64 and bounds[0] == 0 and bounds[-1] == n and len(bounds) == s + 1
+    expected = np.cumsum([0] + [len(a) for a in np.array_split(np.arange(n), s)])
+    np.testing.assert_array_equal(bounds, expected)
+
+
+@pytest.mark.parametrize("n, s", [(10, 0), (10, 11), (10, -1), (10, 2.0), (0, 1)])
+def test_segment_bounds_rejects_bad_counts(n, s):
+    with pytest.raises(ValueError):
+        segment_bounds(n, s)
+
+
+# --- registry and validation
+
+
+def test_registry_order_and_metadata():
+    assert list(METHODS) == ["segmentwise", "topk", "visionzip", "random", "bottomk", "uniform"]
+    assert DEFAULT_METHOD == "segmentwise" and DEFAULT_SEGMENTS == 10
+    for name, m in METHODS.items():
+        assert m.name == name and get_method(name) is m
+        assert m.label and m.source and m.summary and "\n" not in m.summary
+    assert "2511.14293" in METHODS["segmentwise"].source
+    assert "2412.04467" in METHODS["visionzip"].source
+    assert [n for n, m in METHODS.items() if m.uses_segments] == ["segmentwise"]
+    assert [n for n, m in METHODS.items() if m.needs_embeddings] == ["visionzip"]
+    assert [n for n, m in METHODS.items() if m.merges] == ["visionzip"]
+
+
+def test_unknown_method_lists_the_available_ones():
+    with pytest.raises(ValueError) as err:
+        get_method("fastv")
+    for name in METHODS:
+        assert name in str(err.value)
+    with pytest.raises(ValueError, match="segmentwise"):
+        select("fastv", np.ones(10), 0.5)
+
+
+@pytest.mark.parametrize(
+    "scores",
+    [[1.0, float("nan"), 2.0], [1.0, float("inf")], [], np.ones((3, 2)), ["a", "b"], 3.0],
+)
+def test_select_rejects_bad_scores(scores):
+    with pytest.raises(ValueError, match="[Ss]cores"):
+        select("topk", scores, 0.5)
+
+
+@pytest.mark.parametrize("segments", [0, -1, 2.5, True, "10", None])
+def test_select_rejects_bad_segments(segments):
+    with pytest.raises(ValueError, match="segments"):
+        select("segmentwise", np.arange(20.0), 0.5, segments=segments)
+
+
+@pytest.mark.parametrize("ratio", [0, -0.1, 1.5, float("nan"), "a"])
+def test_select_rejects_bad_ratios(ratio):
+    with pytest.raises(ValueError, match="keep ratio"):
+        select("topk", np.arange(20.0), ratio)
+
+
+def test_select_rejects_bad_seed():
+    with pytest.raises(ValueError, match="seed"):
+        select("random", np.arange(20.0), 0.5, seed=-1)
+
+
+def test_visionzip_needs_embeddings_of_the_right_shape():
+    scores = np.arange(20.0)
+    with pytest.raises(ValueError, match="embeddings"):
+        select("visionzip", scores, 0.5)
+    with pytest.raises(ValueError, match="shape"):
+        select("visionzip", scores, 0.5, embeddings=torch.zeros(19, 4))
+    with pytest.raises(ValueError, match="shape"):
+        select("visionzip", scores, 0.5, embeddings=torch.zeros(20))
+    with pytest.raises(ValueError, match="shape"):
+        select("visionzip", scores, 0.5, embeddings=np.zeros((20, 4)))
+
+
+def test_select_accepts_lists_and_tensors():
+    scores = [0.1, 0.9, 0.3, 0.8, 0.2]
+    expected = [1, 3]
+    assert select("topk", scores, 0.4).indices.tolist() == expected
+    as_tensor = torch.tensor(scores, dtype=torch.bfloat16)
+    assert select("topk", as_tensor, 0.4).indices.tolist() == expected
+
+
+def test_selection_guards_its_invariants():
+    sel = Selection(np.array([1, 4, 7]), 10)
+    assert sel.k == 3 and sel.indices.dtype == np.int64
+    source = np.array([1, 4, 7])
+    Selection(source, 10).indices[0] = 0  # a private copy: the caller's array is untouched
+    assert source.tolist() == [1, 4, 7]
+    for bad in ([3, 1], [1, 1], [-1, 2], [2, 10]):
+        with pytest.raises(ValueError, match="increasing"):
+            Selection(np.array(bad), 10)
+    with pytest.raises(ValueError, match="embeddings"):
+        Selection(np.array([1, 2]), 10, embeddings=torch.zeros(3, 4))
+
+
+# --- properties of every method
+
+
+@pytest.mark.parametrize("method", list(METHODS))
+@FAST
+@given(case=cases())
+def test_every_method_keeps_exactly_k_sorted_unique_in_range(method, case):
+    n, ratio, segments, scores, seed = case
+    k = keep_count(n, ratio)
+    sel = run(method, scores, ratio, segments, seed)
+    assert sel.n == n and sel.k == k
+    assert sel.indices.dtype == np.int64
+    assert np.all(np.diff(sel.indices) > 0)
+    assert sel.indices[0] >= 0 and sel.indices[-1] < n
+    if METHODS[method].merges:
+        assert sel.embeddings.shape == (k, 8)
+    else:
+        assert sel.embeddings is None
+    again = run(method, scores.copy(), ratio, segments, seed)
+    np.testing.assert_array_equal(sel.indices, again.indices)
+    if sel.embeddings is not None:
+        assert torch.equal(sel.embeddings, again.embeddings)
+
+
+@pytest.mark.parametrize("method", list(METHODS))
+@FAST
+@given(case=cases())
+def test_keep_one_is_the_identity(method, case):
+    n, _, segments, scores, seed = case
+    emb = make_embeddings(n, seed=seed, dtype=torch.bfloat16)
+    sel = select(method, scores, 1.0, segments=segments, seed=seed, embeddings=emb)
+    np.testing.assert_array_equal(sel.indices, np.arange(n))
+    if sel.embeddings is not None:
+        assert sel.embeddings.dtype == emb.dtype and torch.equal(sel.embeddings, emb)
+
+
+# --- topk, bottomk, uniform, random
+
+
+@FAST
+@given(case=cases(max_n=600))
+def test_topk_and_bottomk_match_brute_force(case):
+    n, ratio, _, scores, _ = case
+    k = keep_count(n, ratio)
+    assert select("topk", scores, ratio).indices.tolist() == ref_top(scores.tolist(), k)
+    assert select("bottomk", scores, ratio).indices.tolist() == ref_top((-scores).tolist(), k)
+
+
+def test_topk_ties_go_to_the_lower_index():
+    scores = np.array([1.0, 2.0, 2.0, 0.0, 2.0, 2.0])
+    assert select("topk", scores, 0.5).indices.tolist() == [1, 2, 4]
+    assert select("bottomk", scores, 0.5).indices.tolist() == [0, 1, 3]
+
+
+@given(st.integers(1, 5000), st.floats(1e-4, 1.0))
+def test_uniform_is_evenly_spaced(n, ratio):
+    k = keep_count(n, ratio)
+    idx = select("uniform", np.zeros(n), ratio).indices
+    assert idx.tolist() == [math.floor(Fraction(2 * i + 1, 2 * k) * n) for i in range(k)]
+    gaps = set(np.diff(idx).tolist())
+    assert gaps <= {n // k, -(-n // k)}
+
+
+def test_uniform_example():
+    assert select("uniform", np.zeros(10), 0.3).indices.tolist() == [1, 5, 8]
+
+
+def test_random_is_seeded():
+    scores = np.zeros(1000)
+    a = select("random", scores, 0.1, seed=7).indices
+    np.testing.assert_array_equal(a, select("random", scores, 0.1, seed=7).indices)
+    assert not np.array_equal(a, select("random", scores, 0.1, seed=8).indices)
+    direct = np.random.default_rng(7).choice(1000, 100, replace=False)
+    np.testing.assert_array_equal(a, np.sort(direct))
+
+
+# --- segmentwise
+
+
+@FAST
+@given(case=cases(max_n=600))
+def test_segmentwise_matches_brute_force(case):
+    n, ratio, segments, scores, _ = case
+    k = keep_count(n, ratio)
+    sel = select("segmentwise", scores, ratio, segments=segments)
+    assert sel.indices.tolist() == ref_segmentwise(scores.tolist(), k, segments)
+    s_eff = min(segments, k)
+    np.testing.assert_array_equal(sel.segment_bounds, segment_bounds(n, s_eff))
+    per_segment = np.diff(np.searchsorted(sel.indices, sel.segment_bounds))
+    assert per_segment.min() >= k // s_eff
+    assert per_segment.sum() == k
+
+
+def test_segmentwise_crafted():
+    # N = 20, S = 3 -> segments [0, 7), [7, 14), [14, 20); K = 8 -> 2 per segment + 2 leftover.
+    scores = np.zeros(20)
+    scores[[0, 1, 2, 3, 4]] = [9, 8, 7, 6, 0.5]  # the best tokens of the clip crowd segment 0
+    scores[[8, 12]] = [0.1, 0.2]  # a quiet segment
+    scores[[15, 16, 19]] = [3, 5, 4]
+    sel = select("segmentwise", scores, 0.4, segments=3)
+    np.testing.assert_array_equal(sel.segment_bounds, [0, 7, 14, 20])
+    # segment tops {0, 1}, {8, 12}, {16, 19}; the 2 leftovers: the best of the rest anywhere, {2, 3}
+    assert sel.indices.tolist() == [0, 1, 2, 3, 8, 12, 16, 19]
+    assert select("topk", scores, 0.4).indices.tolist() == [0, 1, 2, 3, 4, 15, 16, 19]
+
+
+def test_segmentwise_uses_at_most_k_segments():
+    scores = np.random.default_rng(0).normal(size=100)
+    sel = select("segmentwise", scores, 0.05, segments=10)  # K = 5 < S = 10
+    assert sel.k == 5
+    np.testing.assert_array_equal(sel.segment_bounds, segment_bounds(100, 5))
+    assert np.all(np.diff(np.searchsorted(sel.indices, sel.segment_bounds)) == 1)
+    tiny = select("segmentwise", np.arange(3.0), 0.5, segments=50)  # S > N is allowed
+    assert tiny.indices.tolist() == [1, 2] and len(tiny.segment_bounds) == 3
+
+
+def test_segmentwise_covers_time_where_topk_clusters():
+    rng = np.random.default_rng(0)
+    scores = rng.uniform(0, 1, 1000)
+    scores[:100] += 10  # every peak in the first of ten segments
+    bounds = segment_bounds(1000, 10)
+    seg = select("segmentwise", scores, 0.1, segments=10)
+    top = select("topk", scores, 0.1)
+    assert covered_segments(seg.indices, bounds) == 10
+    assert covered_segments(top.indices, bounds) == 1
+    np.testing.assert_array_equal(top.indices, np.arange(100))
+
+
+# --- visionzip
+
+
+def test_visionzip_split_for_64_tokens():
+    n = 640
+    scores = np.random.default_rng(1).normal(size=n)
+    emb = make_embeddings(n, h=16, seed=1)
+    sel = select("visionzip", scores, 0.1, embeddings=emb)  # K = 64 -> 54 dominant + 10 contextual
+    assert sel.k == 64
+    dominant = set(ref_top(scores.tolist(), 54))
+    assert dominant <= set(sel.indices.tolist())
+    contextual = sorted(set(sel.indices.tolist()) - dominant)
+    rest = sorted(set(range(n)) - dominant)
+    assert contextual == [rest[(2 * i + 1) * len(rest) // 20] for i in range(10)]
+    for row, j in zip(sel.embeddings, sel.indices):
+        if j in dominant:
+            assert torch.equal(row, emb[j])
+
+
+@settings(max_examples=40, deadline=None)
+@given(case=cases(max_n=300), h=st.integers(1, 16))
+def test_visionzip_matches_brute_force(case, h):
+    n, ratio, _, scores, seed = case
+    k = keep_count(n, ratio)
+    emb = make_embeddings(n, h=h, seed=seed)
+    sel = select("visionzip", scores, ratio, embeddings=emb)
+    idx, rows = ref_visionzip(scores.tolist(), emb.double().numpy(), k)
+    assert sel.indices.tolist() == idx
+    np.testing.assert_allclose(sel.embeddings.double().numpy(), rows, rtol=1e-5, atol=1e-6)
+
+
+def test_visionzip_keeps_dtype_and_unmerged_rows_exactly():
+    n = 200
+    scores = np.random.default_rng(2).normal(size=n)
+    emb = make_embeddings(n, h=32, seed=2, dtype=torch.float16)
+    sel = select("visionzip", scores, 0.3, embeddings=emb)
+    assert sel.embeddings.dtype == torch.float16 and sel.embeddings.device == emb.device
+    changed = [j for row, j in zip(sel.embeddings, sel.indices) if not torch.equal(row, emb[j])]
+    k_c = round(sel.k * 0.18 / 1.18)
+    assert 0 < len(changed) <= k_c  # only contextual rows that absorbed tokens differ
+    assert set(changed).isdisjoint(ref_top(scores.tolist(), sel.k - k_c))
+
+
+def test_visionzip_without_room_for_context_is_topk():
+    scores = np.array([0.3, 0.9, 0.1, 0.5, 0.7, 0.2, 0.8, 0.4, 0.6, 0.0])
+    emb = make_embeddings(10)
+    sel = select("visionzip", scores, 0.3, embeddings=emb)  # K = 3 -> K_c = round(0.46) = 0
+    assert sel.indices.tolist() == [1, 4, 6]
+    assert torch.equal(sel.embeddings, emb[[1, 4, 6]])

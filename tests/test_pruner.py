@@ -1,0 +1,80 @@
+"""The context-managed pruner: model.generate(**processor_outputs) unchanged inside `with prune(model)`."""
+
+import pytest
+import torch
+
+import segprune
+from segprune import keep_count, load_audio
+from tests.conftest import TINY_KEYS, scene
+
+PROMPT = "Describe the sound."
+
+
+def plain_generate(model, inputs, n=8):
+    with torch.inference_mode():
+        out = model.generate(**inputs, max_new_tokens=n, do_sample=False)
+    return out[:, inputs["input_ids"].shape[1] :].tolist()
+
+
+@pytest.mark.parametrize("key", TINY_KEYS)
+def test_keep_one_inside_the_context_is_the_plain_model(tiny_models, key):
+    lm = tiny_models[key]
+    inputs = lm.inputs(load_audio(scene(8.0)), PROMPT)
+    plain = plain_generate(lm.model, inputs)
+    with segprune.prune(lm.model, method="segmentwise", keep_ratio=1.0) as pruner, torch.inference_mode():
+        out = lm.model.generate(**inputs, max_new_tokens=8, do_sample=False)
+    assert out[:, pruner.prompt_length :].tolist() == plain
+    assert pruner.selections[0].k == (inputs["input_ids"] == lm.audio_token_id).sum()
+
+
+@pytest.mark.parametrize("key", TINY_KEYS)
+def test_pruned_generate_feeds_k_tokens_and_undoes_the_patch(tiny_models, key):
+    lm = tiny_models[key]
+    inputs = lm.inputs(load_audio(scene(8.0)), PROMPT)
+    n = int((inputs["input_ids"] == lm.audio_token_id).sum())
+    assert "generate" not in vars(lm.model)
+    with segprune.prune(lm.model, method="topk", keep_ratio=0.25) as pruner:
+        assert "generate" in vars(lm.model)
+        with torch.inference_mode():
+            out = lm.model.generate(**inputs, max_new_tokens=4, do_sample=False)
+    k = keep_count(n, 0.25)
+    assert pruner.prompt_length == inputs["input_ids"].shape[1] - n + k
+    assert (out[0, : pruner.prompt_length] == lm.audio_token_id).sum() == k
+    assert pruner.selections[0].k == k
+    assert "generate" not in vars(lm.model)  # the class method is back
+
+
+def test_batch_of_two_clips_is_pruned_per_row(tiny_models):
+    lm = tiny_models["tiny-qwen2-audio"]
+    a, b = scene(6.0, seed=1), scene(3.0, seed=2)
+    inputs = lm.processor(text=[lm.chat_text(PROMPT)] * 2, audio=[a, b], return_tensors="pt", padding=True)
+    single = [plain_generate(lm.model, lm.inputs(load_audio(x), PROMPT), 5)[0] for x in (a, b)]
+    with segprune.prune(lm.model, keep_ratio=1.0) as pruner, torch.inference_mode():
+        out = lm.model.generate(**inputs, max_new_tokens=5, do_sample=False)
+    assert [s.k for s in pruner.selections] == [150, 75]
+    got = out[:, pruner.prompt_length :].tolist()
+    eos = lm.model.generation_config.eos_token_id
+    for row, want in zip(got, single):
+        assert row[: len(want)] == want and all(t in (eos, lm.pad_token_id) for t in row[len(want) :])
+
+
+def test_patch_is_undone_after_an_exception(tiny_models):
+    lm = tiny_models["tiny-qwen2-audio"]
+    with pytest.raises(RuntimeError, match="inside"), segprune.prune(lm.model, keep_ratio=0.5):
+        raise RuntimeError("inside")
+    assert "generate" not in vars(lm.model)
+    inputs = lm.inputs(load_audio(scene(2.0)), PROMPT)
+    bad = dict(inputs)
+    bad["input_ids"] = bad["input_ids"][:, :5]  # no placeholders: pruning must fail cleanly
+    with pytest.raises((ValueError, RuntimeError)), segprune.prune(lm.model, keep_ratio=0.5):
+        lm.model.generate(**bad, max_new_tokens=2)
+    assert "generate" not in vars(lm.model)
+
+
+def test_bad_settings_fail_before_patching(tiny_models):
+    lm = tiny_models["tiny-qwen2-audio"]
+    with pytest.raises(ValueError, match="Unknown|available"):
+        segprune.prune(lm.model, method="nope")
+    with pytest.raises(ValueError):
+        segprune.prune(lm.model, keep_ratio=0)
+    assert "generate" not in vars(lm.model)
