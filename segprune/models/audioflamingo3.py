@@ -11,7 +11,7 @@ import torch
 from transformers import AudioFlamingo3Config, AudioFlamingo3ForConditionalGeneration, AudioFlamingo3Processor
 
 from .base import AudioLM
-from .tiny import byte_tokenizer, chatml_template, seeded_init, tiny_audio_config, tiny_text_config, whisper_features
+from .tiny import TINY_INIT_STD, byte_tokenizer, chatml_template, seeded_init, text_config, whisper_features
 
 
 class AudioFlamingo3LM(AudioLM):
@@ -22,13 +22,13 @@ class AudioFlamingo3LM(AudioLM):
     max_seconds = 600.0
     audio_first = False  # the model card puts the text before the audio; the template moves <sound> first
     feature_mask_key = "input_features_mask"
+    tiny_audio = dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, intermediate_size=128)
 
     def _audio_embeddings(self, features: torch.Tensor, feature_mask: torch.Tensor) -> torch.Tensor:
         return self.model.model.get_audio_features(features, feature_mask, return_dict=True).pooler_output
 
     @classmethod
-    def tiny(cls) -> AudioFlamingo3LM:
-        """Random-weight Audio Flamingo 3 with a small config, built offline in well under a second."""
+    def random_init(cls, audio: dict, text: dict, name: str, init_std: float = TINY_INIT_STD) -> "AudioFlamingo3LM":
         specials = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<sound>"]
         tokenizer = byte_tokenizer(specials, eos="<|im_end|>", pad="<|endoftext|>")
         template = chatml_template("").replace(
@@ -41,11 +41,9 @@ class AudioFlamingo3LM(AudioLM):
             feature_extractor=whisper_features(), tokenizer=tokenizer, chat_template=template
         )
         config = AudioFlamingo3Config(
-            audio_config=tiny_audio_config(
-                hidden_size=64, num_hidden_layers=2, num_attention_heads=4, intermediate_size=128
-            ),
-            text_config=tiny_text_config("qwen2", tokenizer),
+            audio_config=dict(num_mel_bins=128, initializer_range=init_std, **audio),
+            text_config=text_config("qwen2", tokenizer, init_std, **text),
             audio_token_id=tokenizer.convert_tokens_to_ids("<sound>"),
             segprune_random_weights=True,
         )
-        return cls(seeded_init(cls.model_class, config), processor, name="tiny-audio-flamingo-3")
+        return cls(seeded_init(cls.model_class, config), processor, name=name)

@@ -27,6 +27,7 @@ from transformers import LogitsProcessor, LogitsProcessorList
 from ..audio import Audio
 from ..scoring import ReceivedAttention, pool_scores, whisper_qk
 from ..timing import Stopwatch, synchronize
+from .tiny import TINY_TEXT
 
 
 @dataclass
@@ -109,6 +110,7 @@ class AudioLM:
     token_duration: ClassVar[float] = 0.04  # seconds of audio per LLM token
     audio_first: ClassVar[bool] = True  # order of audio and text in the user turn
     feature_mask_key: ClassVar[str]
+    tiny_audio: ClassVar[dict]  # encoder config fields of the tiny variant
     scoring_qk: ClassVar = staticmethod(whisper_qk)  # queries/keys of the scoring layer
 
     def __init__(self, model: nn.Module, processor, name: str | None = None):
@@ -116,6 +118,19 @@ class AudioLM:
         self.processor = processor
         self.name = name or getattr(model.config, "_name_or_path", "") or self.key
         self.random_weights = bool(getattr(model.config, "segprune_random_weights", False))
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def random_init(cls, audio: dict, text: dict, name: str, init_std: float = 0.02) -> "AudioLM":
+        """This family with RANDOM weights, built offline from config fields (`audio` for the
+        encoder config, `text` for the LLM config), with an in-memory tokenizer and the real
+        processor class. The config is marked ``segprune_random_weights=True``."""
+        raise NotImplementedError
+
+    @classmethod
+    def tiny(cls) -> "AudioLM":
+        """The tiny random-weight variant (registry key ``tiny-<key>``), built in well under a second."""
+        return cls.random_init(cls.tiny_audio, TINY_TEXT, name=f"tiny-{cls.key}")
 
     # ------------------------------------------------------------------ properties
     @property

@@ -14,7 +14,7 @@ from transformers import Qwen2AudioConfig, Qwen2AudioForConditionalGeneration, Q
 from transformers.masking_utils import create_bidirectional_mask
 
 from .base import AudioLM
-from .tiny import byte_tokenizer, chatml_template, seeded_init, tiny_audio_config, tiny_text_config, whisper_features
+from .tiny import TINY_INIT_STD, byte_tokenizer, chatml_template, seeded_init, text_config, whisper_features
 
 
 class Qwen2AudioLM(AudioLM):
@@ -25,6 +25,7 @@ class Qwen2AudioLM(AudioLM):
     max_seconds = 30.0
     audio_first = True
     feature_mask_key = "feature_attention_mask"
+    tiny_audio = dict(d_model=64, encoder_layers=2, encoder_attention_heads=4, encoder_ffn_dim=128)
 
     def _audio_embeddings(self, features: torch.Tensor, feature_mask: torch.Tensor) -> torch.Tensor:
         tower = self.model.model.audio_tower
@@ -42,8 +43,7 @@ class Qwen2AudioLM(AudioLM):
         return embeddings[keep]
 
     @classmethod
-    def tiny(cls) -> Qwen2AudioLM:
-        """Random-weight Qwen2-Audio with a small config, built offline in well under a second."""
+    def random_init(cls, audio: dict, text: dict, name: str, init_std: float = TINY_INIT_STD) -> "Qwen2AudioLM":
         specials = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|AUDIO|>", "<|audio_bos|>", "<|audio_eos|>"]
         tokenizer = byte_tokenizer(specials, eos="<|im_end|>", pad="<|endoftext|>")
         processor = Qwen2AudioProcessor(
@@ -52,11 +52,9 @@ class Qwen2AudioLM(AudioLM):
             chat_template=chatml_template("Audio 1: <|audio_bos|><|AUDIO|><|audio_eos|>\n"),
         )
         config = Qwen2AudioConfig(
-            audio_config=tiny_audio_config(
-                d_model=64, encoder_layers=2, encoder_attention_heads=4, encoder_ffn_dim=128
-            ),
-            text_config=tiny_text_config("qwen2", tokenizer),
+            audio_config=dict(num_mel_bins=128, initializer_range=init_std, **audio),
+            text_config=text_config("qwen2", tokenizer, init_std, **text),
             audio_token_index=tokenizer.convert_tokens_to_ids("<|AUDIO|>"),
             segprune_random_weights=True,
         )
-        return cls(seeded_init(cls.model_class, config), processor, name="tiny-qwen2-audio")
+        return cls(seeded_init(cls.model_class, config), processor, name=name)

@@ -47,11 +47,6 @@ def byte_tokenizer(special_tokens: list[str], eos: str, pad: str) -> PreTrainedT
     return PreTrainedTokenizerFast(tokenizer_object=tok, eos_token=eos, pad_token=pad)
 
 
-def tiny_audio_config(**fields) -> dict:
-    """A 2-layer, 64-wide Whisper-style encoder with the real 128 mel bins and 1500 positions."""
-    return dict(num_mel_bins=128, initializer_range=TINY_INIT_STD, **fields)
-
-
 def whisper_features() -> WhisperFeatureExtractor:
     """The 128-bin, 16 kHz, 30 s Whisper-v3 feature extractor that these families use."""
     return WhisperFeatureExtractor(
@@ -59,22 +54,22 @@ def whisper_features() -> WhisperFeatureExtractor:
     )
 
 
-def tiny_text_config(model_type: str, tokenizer: PreTrainedTokenizerFast, **overrides) -> dict:
-    """A small decoder LLM config whose vocabulary covers the tokenizer."""
-    config = dict(
+TINY_TEXT = dict(
+    hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2
+)
+
+
+def text_config(model_type: str, tokenizer: PreTrainedTokenizerFast, init_std: float, **fields) -> dict:
+    """A decoder LLM config dict whose vocabulary covers the tokenizer's ids and whose special
+    ids are the tokenizer's. `fields` set the sizes (hidden_size, num_hidden_layers, ...)."""
+    config = dict(max_position_embeddings=32768, **fields)
+    config.update(
         model_type=model_type,
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        vocab_size=len(tokenizer),
-        max_position_embeddings=32768,
+        vocab_size=max(len(tokenizer), int(fields.get("vocab_size", 0))),
         eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id,
-        initializer_range=TINY_INIT_STD,
+        initializer_range=init_std,
     )
-    config.update(overrides)
     return config
 
 
