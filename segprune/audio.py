@@ -9,14 +9,16 @@ that says what is wrong and what is accepted.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
 
 SAMPLE_RATE = 16_000
-ACCEPTED_FORMATS = "WAV, FLAC, OGG/Vorbis, OGG/Opus and MP3"
+ACCEPTED_FORMATS = "WAV, FLAC, OGG/Vorbis, OGG/Opus, MP3 and AIFF"
+MIN_RATE, MAX_RATE = 1_000, 768_000  # sample rates accepted, in Hz
+SILENCE_PEAK = 1e-4  # a clip whose largest sample is below this is treated as silent
 
 
 class AudioError(ValueError):
@@ -29,35 +31,45 @@ class Audio:
 
     samples: float32 [n] in [-1, 1] (values outside are kept; models normalise features).
     source_rate / source_channels: what the input had before conversion.
+    truncated_seconds: audio cut off the end so far (by `load_audio(max_seconds=)` or `truncated`).
     """
 
     samples: np.ndarray
     sample_rate: int = SAMPLE_RATE
     source_rate: int = SAMPLE_RATE
     source_channels: int = 1
+    truncated_seconds: float = 0.0
 
     @property
     def seconds(self) -> float:
         return len(self.samples) / self.sample_rate
 
-    def truncated(self, max_seconds: float) -> tuple[Audio, float]:
-        """The first `max_seconds` of the clip and how many seconds were cut off (0.0 if none)."""
+    @property
+    def is_silent(self) -> bool:
+        return float(np.max(np.abs(self.samples))) < SILENCE_PEAK
+
+    def truncated(self, max_seconds: float) -> Audio:
+        """The first `max_seconds` of the clip; `truncated_seconds` grows by what was cut off."""
         limit = int(round(max_seconds * self.sample_rate))
         if len(self.samples) <= limit:
-            return self, 0.0
+            return self
         dropped = (len(self.samples) - limit) / self.sample_rate
-        kept = Audio(self.samples[:limit], self.sample_rate, self.source_rate, self.source_channels)
-        return kept, dropped
+        return replace(self, samples=self.samples[:limit], truncated_seconds=self.truncated_seconds + dropped)
 
 
-def load_audio(source, sample_rate: int = SAMPLE_RATE) -> Audio:
+def load_audio(
+    source, sample_rate: int = SAMPLE_RATE, max_seconds: float | None = None, max_bytes: int | None = None
+) -> Audio:
     """Load `source` as mono float32 audio at `sample_rate`.
 
     source: a path (str or Path) to an audio file; a ``(rate, samples)`` tuple with samples
     [n] or [n, channels] (integer PCM or float); or a 1-D float array already at `sample_rate`.
+    max_seconds: read at most this much (the rest is reported in `Audio.truncated_seconds`, and a
+        long file is never read whole). max_bytes: refuse files larger than this.
     """
+    dropped = 0.0
     if isinstance(source, (str, Path)):
-        samples, rate = _read_file(Path(source))
+        samples, rate, dropped = _read_file(Path(source), max_seconds, max_bytes)
     elif isinstance(source, tuple) and len(source) == 2:
         rate, samples = source
         samples = np.asarray(samples)
@@ -67,17 +79,21 @@ def load_audio(source, sample_rate: int = SAMPLE_RATE) -> Audio:
         raise AudioError(
             f"Audio must be a file path, a (sample_rate, samples) pair or a numpy array; got {type(source).__name__}."
         )
-    return from_samples(samples, rate, sample_rate)
+    audio = from_samples(samples, rate, sample_rate)
+    audio = replace(audio, truncated_seconds=dropped)
+    return audio.truncated(max_seconds) if max_seconds is not None else audio
 
 
 def from_samples(samples: np.ndarray, rate, sample_rate: int = SAMPLE_RATE) -> Audio:
     """Validate raw samples [n] or [n, channels] at `rate` and convert them to an `Audio`."""
     try:
         rate = int(rate)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise AudioError(f"The sample rate must be a whole number of hertz, got {rate!r}.") from None
-    if rate <= 0:
-        raise AudioError(f"The sample rate must be positive, got {rate} Hz.")
+    if not MIN_RATE <= rate <= MAX_RATE:
+        raise AudioError(f"The sample rate must be between {MIN_RATE} and {MAX_RATE} Hz, got {rate} Hz.")
+    if samples.ndim == 2 and samples.shape[1] == 0:
+        raise AudioError("The audio has no channels.")
     if samples.ndim == 0 or samples.size == 0:
         raise AudioError("The audio is empty: it has no samples.")
     if samples.ndim > 2:
@@ -118,19 +134,27 @@ def _to_float(samples: np.ndarray) -> np.ndarray:
     raise AudioError(f"Audio samples must be numbers, got dtype {samples.dtype}.")
 
 
-def _read_file(path: Path) -> tuple[np.ndarray, int]:
+def _read_file(path: Path, max_seconds: float | None, max_bytes: int | None) -> tuple[np.ndarray, int, float]:
+    """Samples [n] or [n, channels], the file's rate, and the seconds left unread past `max_seconds`."""
     if not path.exists():
         raise AudioError(f"No such audio file: {path}.")
     if path.is_dir():
         raise AudioError(f"{path} is a folder, not an audio file.")
-    if path.stat().st_size == 0:
+    size = path.stat().st_size
+    if size == 0:
         raise AudioError(f"{path.name} is empty (0 bytes).")
+    if max_bytes is not None and size > max_bytes:
+        raise AudioError(f"{path.name} is {size / 2**20:.1f} MB; files up to {max_bytes / 2**20:.0f} MB are accepted.")
     import soundfile
 
     try:
-        samples, rate = soundfile.read(str(path), dtype="float32", always_2d=False)
-    except Exception:  # soundfile raises LibsndfileError, RuntimeError or TypeError by format
+        with soundfile.SoundFile(str(path)) as f:
+            rate, total = f.samplerate, f.frames
+            wanted = total if max_seconds is None else min(total, math.ceil(max_seconds * rate))
+            samples = f.read(frames=wanted, dtype="float32", always_2d=False)
+    except AudioError:
+        raise
+    except Exception:  # soundfile raises LibsndfileError, RuntimeError, TypeError... by format
         raise AudioError(f"{path.name} could not be read as audio; accepted formats are {ACCEPTED_FORMATS}.") from None
-    if not math.isfinite(rate) or rate <= 0:
-        raise AudioError(f"{path.name} declares an invalid sample rate ({rate}).")
-    return samples, int(rate)
+    dropped = max(0, total - len(samples)) / rate
+    return samples, int(rate), dropped

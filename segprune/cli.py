@@ -86,7 +86,7 @@ def run_command(args) -> int:
     lm = load_from_args(args)
     setting = Setting(args.method, args.keep, args.segments, args.seed)
     c = compare(lm, audio, args.prompt, [setting], max_new_tokens=args.max_new_tokens, repeats=args.repeats)
-    warnings = notices(c, lm)
+    warnings = notices(c, lm) + (["the clip is silent; the answer describes silence."] if audio.is_silent else [])
     if args.json:
         for w in warnings:  # the text report carries them in its header
             print(f"segprune: warning: {w}", file=sys.stderr)

@@ -157,11 +157,17 @@ def compare(
     `Comparison.truncated_seconds`).
     """
     if not isinstance(audio, Audio):
-        audio = load_audio(audio)
+        audio = load_audio(audio, max_seconds=lm.max_seconds)
     if not prompt or not prompt.strip():
         raise ValueError("The prompt is empty; ask the model something about the audio.")
-    audio, truncated = audio.truncated(lm.max_seconds)
+    if audio.seconds < lm.token_duration:
+        raise AudioError(
+            f"The clip is {audio.seconds * 1000:.0f} ms long; {lm.key} needs at least "
+            f"{lm.token_duration * 1000:.0f} ms (one audio token)."
+        )
+    audio = audio.truncated(lm.max_seconds)
     inputs = lm.inputs(audio, prompt)
+    _check_context(lm, inputs, max_new_tokens)
     tokens = lm.encode(inputs)[0]
     if tokens.n < 1:
         raise AudioError(f"The clip is too short ({audio.seconds * 1000:.0f} ms) to give even one audio token.")
@@ -194,7 +200,7 @@ def compare(
         random_weights=lm.random_weights,
         prompt=prompt,
         audio_seconds=audio.seconds,
-        truncated_seconds=truncated,
+        truncated_seconds=audio.truncated_seconds,
         tokens=tokens,
         full=run(full_in, "full"),
         pruned=[
@@ -202,6 +208,17 @@ def compare(
         ],
         timing_repeats=repeats,
     )
+
+
+def _check_context(lm: AudioLM, inputs, max_new_tokens: int) -> None:
+    """Refuse a request whose full prompt plus answer would not fit the language model's context."""
+    prompt_tokens = int(inputs["input_ids"].shape[1])
+    limit = lm.context_length
+    if prompt_tokens + max_new_tokens > limit:
+        raise ValueError(
+            f"The prompt and the audio take {prompt_tokens} tokens and {max_new_tokens} new tokens were asked for, "
+            f"but {lm.key} reads at most {limit} tokens; shorten the prompt or the answer."
+        )
 
 
 def _prefill(lm: AudioLM, x: LLMInputs):

@@ -421,3 +421,27 @@ def test_visionzip_without_room_for_context_is_topk():
     sel = select("visionzip", scores, 0.3, embeddings=emb)  # K = 3 -> K_c = round(0.46) = 0
     assert sel.indices.tolist() == [1, 4, 6]
     assert torch.equal(sel.embeddings, emb[[1, 4, 6]])
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    method=st.one_of(st.sampled_from(list(METHODS)), st.text(max_size=12)),
+    scores=st.one_of(
+        st.lists(st.floats(allow_nan=True, allow_infinity=True), max_size=40),
+        st.lists(st.lists(st.floats(-1, 1), max_size=3), max_size=4),
+        st.none(),
+        st.text(max_size=5),
+    ),
+    keep=st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.integers(-3, 3), st.text(max_size=4), st.none()),
+    segments=st.one_of(st.integers(-5, 60), st.floats(allow_nan=True), st.text(max_size=3), st.none()),
+    seed=st.one_of(st.integers(-5, 2**40), st.floats(), st.none()),
+)
+def test_fuzz_select_only_raises_clean_value_errors(method, scores, keep, segments, seed):
+    """Random parameter values: either a valid selection or a ValueError with a message."""
+    try:
+        sel = select(method, scores, keep, segments=segments, seed=seed)
+    except ValueError as err:
+        assert str(err)
+    else:
+        assert sel.k == keep_count(len(scores), keep)
+        assert np.all(np.diff(sel.indices) > 0)

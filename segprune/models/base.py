@@ -146,6 +146,11 @@ class AudioLM:
         return int(self.model.config.audio_token_id)
 
     @property
+    def context_length(self) -> int:
+        """The most tokens (prompt + answer) the language model reads."""
+        return int(self.model.config.get_text_config().max_position_embeddings)
+
+    @property
     def language_model(self) -> nn.Module:
         return self.model.model.language_model
 

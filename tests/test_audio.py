@@ -1,0 +1,190 @@
+"""Audio loading: every kind of input becomes 16 kHz mono float32 or one plain sentence."""
+
+import io
+import math
+
+import numpy as np
+import pytest
+import soundfile
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from segprune.audio import ACCEPTED_FORMATS, AudioError, from_samples, load_audio, resample
+
+
+def tone(freq=1000.0, seconds=1.0, rate=16000, channels=1):
+    t = np.arange(int(seconds * rate)) / rate
+    x = 0.5 * np.sin(2 * np.pi * freq * t)
+    return np.stack([x] * channels, axis=1) if channels > 1 else x
+
+
+def peak_hz(samples, rate):
+    spectrum = np.abs(np.fft.rfft(samples * np.hanning(len(samples))))
+    return np.fft.rfftfreq(len(samples), 1 / rate)[np.argmax(spectrum)]
+
+
+@pytest.mark.parametrize("rate", [8000, 16000, 22050, 44100, 48000, 96000])
+def test_sample_rates_are_resampled_to_16k_keeping_the_pitch(tmp_path, rate):
+    path = tmp_path / f"tone_{rate}.wav"
+    soundfile.write(path, tone(1000.0, 1.0, rate), rate)
+    audio = load_audio(path)
+    assert audio.sample_rate == 16000 and audio.source_rate == rate
+    assert len(audio.samples) == pytest.approx(16000, abs=2)
+    assert peak_hz(audio.samples, 16000) == pytest.approx(1000.0, abs=2.0)
+
+
+def test_resampling_quality_44k1_tone_stays_at_1khz_without_aliasing():
+    x = tone(1000.0, 2.0, 44100) + 0.3 * tone(11000.0, 2.0, 44100)  # 11 kHz is above 16 kHz's Nyquist
+    y = resample(x.astype(np.float32), 44100, 16000)
+    assert peak_hz(y, 16000) == pytest.approx(1000.0, abs=1.0)
+    spectrum = np.abs(np.fft.rfft(y * np.hanning(len(y))))
+    freqs = np.fft.rfftfreq(len(y), 1 / 16000)
+    alias = spectrum[(freqs > 4500) & (freqs < 5500)].max()  # 11 kHz would alias to 5 kHz
+    assert alias < 1e-3 * spectrum.max()
+
+
+@pytest.mark.parametrize("channels", [2, 6])
+def test_multichannel_is_mixed_down(tmp_path, channels):
+    path = tmp_path / "multi.wav"
+    soundfile.write(path, tone(440.0, 0.5, 16000, channels), 16000)
+    audio = load_audio(path)
+    assert audio.samples.ndim == 1 and audio.source_channels == channels
+    np.testing.assert_allclose(audio.samples, tone(440.0, 0.5), atol=1e-4)
+
+
+@pytest.mark.parametrize(
+    "fmt,subtype",
+    [
+        ("WAV", "PCM_U8"),
+        ("WAV", "PCM_16"),
+        ("WAV", "PCM_24"),
+        ("WAV", "PCM_32"),
+        ("WAV", "FLOAT"),
+        ("FLAC", "PCM_16"),
+        ("OGG", "VORBIS"),
+        ("OGG", "OPUS"),
+        ("MP3", "MPEG_LAYER_III"),
+    ],
+)
+def test_formats_and_bit_depths(tmp_path, fmt, subtype):
+    path = tmp_path / f"clip.{fmt.lower()}"
+    soundfile.write(path, tone(500.0, 1.0), 16000, format=fmt, subtype=subtype)
+    audio = load_audio(path)
+    assert audio.seconds == pytest.approx(1.0, abs=0.08)  # codecs pad a little
+    assert peak_hz(audio.samples, 16000) == pytest.approx(500.0, abs=3.0)
+    assert np.all(np.isfinite(audio.samples))
+
+
+def write_bad(tmp_path, kind):
+    path = tmp_path / f"{kind}.wav"
+    if kind == "empty":
+        path.write_bytes(b"")
+    elif kind == "zero_samples":
+        soundfile.write(path, np.zeros(0, dtype=np.float32), 16000)
+    elif kind == "random_bytes":
+        path.write_bytes(np.random.default_rng(1).bytes(5000))
+    elif kind == "png":
+        path.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00\x00\x00\rIHDR" + bytes(200))
+    elif kind == "corrupt_header":
+        buf = io.BytesIO()
+        soundfile.write(buf, tone(), 16000, format="WAV")
+        data = bytearray(buf.getvalue())
+        data[20:36] = b"\xff" * 16  # destroy the fmt chunk
+        path.write_bytes(bytes(data))
+    return path
+
+
+@pytest.mark.parametrize(
+    "kind,needle",
+    [
+        ("empty", "empty"),
+        ("zero_samples", "no samples"),
+        ("random_bytes", ACCEPTED_FORMATS),
+        ("png", ACCEPTED_FORMATS),
+        ("corrupt_header", "could not be read"),
+    ],
+)
+def test_bad_files_give_one_plain_sentence(tmp_path, kind, needle):
+    with pytest.raises(AudioError) as err:
+        load_audio(write_bad(tmp_path, kind))
+    assert needle in str(err.value) and "\n" not in str(err.value)
+
+
+def test_missing_file_folder_and_size_limit(tmp_path):
+    with pytest.raises(AudioError, match="No such audio file"):
+        load_audio(tmp_path / "nope.wav")
+    with pytest.raises(AudioError, match="folder"):
+        load_audio(tmp_path)
+    path = tmp_path / "big.wav"
+    soundfile.write(path, tone(seconds=2.0), 16000)
+    with pytest.raises(AudioError, match="MB are accepted"):
+        load_audio(path, max_bytes=10_000)
+
+
+def test_long_file_is_read_only_up_to_max_seconds(tmp_path):
+    path = tmp_path / "long.wav"
+    soundfile.write(path, tone(seconds=12.0, rate=8000), 8000)
+    audio = load_audio(path, max_seconds=5.0)
+    assert audio.seconds == pytest.approx(5.0, abs=1e-3)
+    assert audio.truncated_seconds == pytest.approx(7.0, abs=1e-3)
+    again = audio.truncated(3.0)
+    assert again.seconds == pytest.approx(3.0) and again.truncated_seconds == pytest.approx(9.0, abs=1e-3)
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_non_finite_samples_are_refused(bad):
+    x = tone().astype(np.float32)
+    x[100] = bad
+    with pytest.raises(AudioError, match="NaN or infinite"):
+        load_audio((16000, x))
+
+
+def test_integer_arrays_from_a_microphone_are_scaled():
+    x = (tone() * 32767).astype(np.int16)
+    audio = load_audio((16000, x))
+    np.testing.assert_allclose(audio.samples, tone(), atol=1e-4)
+    audio = load_audio((16000, (tone() * 127 + 128).astype(np.uint8)))
+    assert np.abs(audio.samples).max() <= 1.0
+
+
+def test_silence_and_clipping_are_accepted():
+    assert load_audio(np.zeros(16000, dtype=np.float32)).is_silent
+    loud = np.clip(np.random.default_rng(0).standard_normal(16000) * 4, -1, 1).astype(np.float32)
+    audio = load_audio(loud)
+    assert not audio.is_silent and np.abs(audio.samples).max() == 1.0
+
+
+@pytest.mark.parametrize("rate", [0, -8000, "abc", None, math.nan])
+def test_bad_sample_rates(rate):
+    with pytest.raises(AudioError, match="sample rate"):
+        load_audio((rate, tone()))
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.binary(min_size=0, max_size=3000), suffix=st.sampled_from([".wav", ".flac", ".ogg", ".mp3", ""]))
+def test_fuzz_random_bytes_only_clean_errors(tmp_path_factory, data, suffix):
+    path = tmp_path_factory.mktemp("fuzz") / f"f{suffix}"
+    path.write_bytes(data)
+    try:
+        audio = load_audio(path)
+    except AudioError as err:
+        assert str(err) and "\n" not in str(err)
+    else:  # bytes that happen to decode must still be valid audio
+        assert audio.samples.dtype == np.float32 and np.all(np.isfinite(audio.samples))
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    rate=st.one_of(st.integers(-10, 200_000), st.floats(allow_nan=True), st.text(max_size=3)),
+    n=st.integers(0, 500),
+    channels=st.integers(0, 3),
+)
+def test_fuzz_raw_arrays_only_clean_errors(rate, n, channels):
+    shape = (n,) if channels == 0 else (n, channels)
+    x = np.random.default_rng(n).standard_normal(shape).astype(np.float32)
+    try:
+        audio = from_samples(x, rate)
+    except AudioError as err:
+        assert str(err)
+    else:
+        assert audio.samples.ndim == 1 and audio.samples.dtype == np.float32
