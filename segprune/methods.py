@@ -148,6 +148,7 @@ class Method:
     uses_segments: bool = False
     needs_embeddings: bool = False
     merges: bool = False
+    silence_aware: bool = False  # takes `silent=` itself; otherwise `select` drops silent tokens first
     source: str = ""
     summary: str = ""
 
@@ -283,6 +284,102 @@ def visionzip(
     return Selection(idx, n, embeddings=out)
 
 
+def adaptive_segmentwise(
+    scores: np.ndarray, k: int, *, segments: int = DEFAULT_SEGMENTS, silent: np.ndarray | None = None, **_
+) -> Selection:
+    """Segmentwise Top-K whose per-segment budget follows each segment's attention mass.
+
+    scores [N] -> k indices. S_eff = min(segments, k) segments as in `segmentwise`. Segment s
+    holds mass m_s = sum of its non-negative scores (silent tokens count 0). Every segment with
+    at least one non-silent token gets a floor of one token; the k - floors spare slots are shared
+    in proportion to mass: quota_s = floor_s + spare * m_s / sum(m). Each segment keeps its
+    min(floor(quota_s), size_s) best tokens (silent ones last), and the slots left over go to the
+    best tokens not yet kept, anywhere (as in `segmentwise`). Exactly k in total.
+
+    With equal masses and no silence, quota_s = k / S_eff for every segment: exactly Segmentwise
+    Top-K. (The paper's closing suggestion, adaptive token budgeting, arXiv 2511.14293 §6.)
+    """
+    n = scores.shape[0]
+    s = min(segments, k)
+    bounds = segment_bounds(n, s)
+    live = np.ones(n, dtype=bool) if silent is None else ~silent
+    rank = np.where(live, scores, -np.inf)  # silent tokens are taken last
+    mass = np.add.reduceat(np.where(live, np.clip(scores, 0.0, None), 0.0), bounds[:-1])
+    floors = np.logical_or.reduceat(live, bounds[:-1]).astype(np.int64)
+    spare = k - int(floors.sum())
+    share = mass / mass.sum() if mass.sum() > 0 else np.full(s, 1.0 / s)
+    per = np.minimum(np.floor(floors + spare * share + 1e-9).astype(np.int64), np.diff(bounds))
+    kept = np.zeros(n, dtype=bool)
+    for start, stop, count in zip(bounds[:-1], bounds[1:], per):
+        kept[start + _top_indices(rank[start:stop], int(count))] = True
+    leftover = k - int(kept.sum())
+    if leftover:
+        rest = np.flatnonzero(~kept)
+        kept[rest[_top_indices(rank[rest], leftover)]] = True
+    return Selection(np.flatnonzero(kept), n, segment_bounds=bounds)
+
+
+def divprune(scores: np.ndarray, k: int, *, embeddings: torch.Tensor, **_) -> Selection:
+    """DivPrune: greedy max-min cosine-distance selection over embeddings [N, H] -> k indices.
+
+    Starts from the top-scoring token, then repeatedly adds the token whose smallest cosine
+    distance (1 - cos) to the tokens already kept is largest (ties: lower index). A diverse set
+    that ignores scores after the first pick. O(k * N * H) on the embeddings' device.
+    (Alvar et al., DivPrune: Diversity-based Visual Token Pruning, CVPR 2025, arXiv 2503.02175.)
+    """
+    n = scores.shape[0]
+    x = F.normalize(embeddings.to(torch.promote_types(embeddings.dtype, torch.float32)), dim=-1)
+    chosen = torch.zeros(n, dtype=torch.bool, device=x.device)
+    first = int(_top_indices(scores, 1)[0])
+    chosen[first] = True
+    nearest = 1.0 - x @ x[first]  # [N] distance to the closest kept token
+    for _ in range(k - 1):
+        j = int(torch.argmax(nearest.masked_fill(chosen, -torch.inf)))  # first maximum on ties
+        chosen[j] = True
+        nearest = torch.minimum(nearest, 1.0 - x @ x[j])
+    return Selection(np.flatnonzero(chosen.cpu().numpy()), n)
+
+
+# --- silence
+
+
+def _drop_silent_first(m: Method, scores: np.ndarray, k: int, silent: np.ndarray, **kwargs) -> Selection:
+    """Run method `m` on the non-silent tokens only; if fewer than k are non-silent, keep them all
+    and let `m` choose the rest among the silent tokens. Returns a Selection over all N tokens."""
+    n = scores.shape[0]
+    live = np.flatnonzero(~silent)
+    quiet = np.flatnonzero(silent)
+    parts = []
+    if live.size >= k:
+        parts.append((live, _run_on(m, scores, live, k, **kwargs)))
+    else:
+        parts.append((live, None))
+        parts.append((quiet, _run_on(m, scores, quiet, k - live.size, **kwargs)))
+    idx = np.concatenate([where[sel.indices] if sel is not None else where for where, sel in parts])
+    order = np.argsort(idx, kind="stable")
+    emb = kwargs.get("embeddings")
+    rows = None
+    if m.merges:
+        rows = torch.cat(
+            [
+                sel.embeddings if sel is not None else emb[torch.as_tensor(where, device=emb.device)]
+                for where, sel in parts
+            ]
+        )[torch.as_tensor(order, device=emb.device)]
+    bounds = parts[0][1].segment_bounds if len(parts) == 1 else None
+    if bounds is not None:  # boundaries in the non-silent subset -> positions in the clip
+        bounds = np.append(live[bounds[:-1]], n)
+    return Selection(idx[order], n, embeddings=rows, segment_bounds=bounds)
+
+
+def _run_on(m: Method, scores: np.ndarray, where: np.ndarray, k: int, **kwargs) -> Selection | None:
+    if k == 0:
+        return Selection(np.zeros(0, dtype=np.int64), max(1, where.size))
+    emb = kwargs.pop("embeddings", None)
+    sub = emb[torch.as_tensor(where, device=emb.device)] if emb is not None else None
+    return m.select(scores[where], k, embeddings=sub, **kwargs)
+
+
 # --- registry
 
 _PAPER = "Gibier et al., Segmentwise Pruning in Audio-Language Models, arXiv 2511.14293"
@@ -315,6 +412,26 @@ METHODS: dict[str, Method] = {
             "Models, CVPR 2025, arXiv 2412.04467 (adapted to audio)",
             summary="Top scores plus ~15% contextual tokens merged from the rest by similarity: "
             "keeps a summary of what is dropped.",
+        ),
+        Method(
+            "adaptive-segmentwise",
+            "Adaptive Segmentwise",
+            adaptive_segmentwise,
+            uses_segments=True,
+            silence_aware=True,
+            source="segprune, after the adaptive token budgeting that arXiv 2511.14293 names as next step",
+            summary="Segmentwise with each segment's budget proportional to its attention mass (at least one "
+            "token per non-silent segment): for clips whose salient events are uneven in time.",
+        ),
+        Method(
+            "divprune",
+            "DivPrune",
+            divprune,
+            needs_embeddings=True,
+            source="Alvar et al., DivPrune: Diversity-based Visual Token Pruning for Large Multimodal "
+            "Models, CVPR 2025, arXiv 2503.02175 (adapted to audio)",
+            summary="Greedy max-min diversity of the embeddings, seeded with the top-scoring token: "
+            "keeps distinct sounds, ignores repetition; no attention scores needed after the seed.",
         ),
         Method(
             "random",
@@ -356,6 +473,7 @@ def select(
     segments: int = DEFAULT_SEGMENTS,
     seed: int = 0,
     embeddings: torch.Tensor | None = None,
+    silent: np.ndarray | None = None,
 ) -> Selection:
     """Run a registered method: scores [N] (+ embeddings [N, H]) -> Selection of K tokens.
 
@@ -364,6 +482,8 @@ def select(
     segments: an integer >= 1 (more segments than tokens is allowed: S_eff = min(S, K)).
     seed: an integer >= 0, used by ``random``.
     embeddings: [N, H] torch tensor; required by methods with ``needs_embeddings``.
+    silent: optional bool [N], tokens in silent stretches: they are dropped first (any method
+        keeps non-silent tokens before silent ones; still exactly K).
     Raises ValueError with a plain sentence on any invalid input.
     """
     m = get_method(method)
@@ -390,4 +510,12 @@ def select(
             raise ValueError(f"Embeddings must be a torch tensor of shape [{n}, H], got {shape}.")
     elif m.needs_embeddings:
         raise ValueError(f"Method {m.name!r} needs the token embeddings [N, H]; none were given.")
-    return m.select(scores, k, segments=int(segments), seed=int(seed), embeddings=embeddings)
+    kwargs = dict(segments=int(segments), seed=int(seed), embeddings=embeddings)
+    if silent is None:
+        return m.select(scores, k, **kwargs)
+    silent = np.asarray(silent)
+    if silent.shape != (n,) or silent.dtype != np.bool_:
+        raise ValueError(f"The silence mask must be a boolean array of shape [{n}], got {silent.dtype} {silent.shape}.")
+    if m.silence_aware:
+        return m.select(scores, k, silent=silent, **kwargs)
+    return _drop_silent_first(m, scores, k, silent, **kwargs)

@@ -164,15 +164,18 @@ def test_segment_bounds_rejects_bad_counts(n, s):
 
 
 def test_registry_order_and_metadata():
-    assert list(METHODS) == ["segmentwise", "topk", "visionzip", "random", "bottomk", "uniform"]
+    paper = ["segmentwise", "topk", "visionzip"]
+    beyond = ["adaptive-segmentwise", "divprune"]
+    assert list(METHODS) == [*paper, *beyond, "random", "bottomk", "uniform"]
     assert DEFAULT_METHOD == "segmentwise" and DEFAULT_SEGMENTS == 10
     for name, m in METHODS.items():
         assert m.name == name and get_method(name) is m
         assert m.label and m.source and m.summary and "\n" not in m.summary
     assert "2511.14293" in METHODS["segmentwise"].source
     assert "2412.04467" in METHODS["visionzip"].source
-    assert [n for n, m in METHODS.items() if m.uses_segments] == ["segmentwise"]
-    assert [n for n, m in METHODS.items() if m.needs_embeddings] == ["visionzip"]
+    assert "2503.02175" in METHODS["divprune"].source
+    assert [n for n, m in METHODS.items() if m.uses_segments] == ["segmentwise", "adaptive-segmentwise"]
+    assert [n for n, m in METHODS.items() if m.needs_embeddings] == ["visionzip", "divprune"]
     assert [n for n, m in METHODS.items() if m.merges] == ["visionzip"]
 
 
@@ -445,3 +448,105 @@ def test_fuzz_select_only_raises_clean_value_errors(method, scores, keep, segmen
     else:
         assert sel.k == keep_count(len(scores), keep)
         assert np.all(np.diff(sel.indices) > 0)
+
+
+# --- beyond the paper: adaptive-segmentwise, divprune, silence awareness
+
+
+@settings(max_examples=60, deadline=None)
+@given(s=st.integers(1, 12), per_segment=st.integers(1, 40), k_frac=st.floats(0.01, 1.0), seed=st.integers(0, 10**6))
+def test_adaptive_reduces_to_segmentwise_when_masses_are_equal(s, per_segment, k_frac, seed):
+    """Every segment holds a permutation of the same values: equal mass -> identical selection."""
+    rng = np.random.default_rng(seed)
+    base = rng.random(per_segment)
+    scores = np.concatenate([rng.permutation(base) for _ in range(s)])
+    n = scores.size
+    k = keep_count(n, k_frac)
+    if min(s, k) != s:  # S_eff < S re-cuts the clip into unequal-mass segments
+        return
+    a = select("adaptive-segmentwise", scores, k_frac, segments=s)
+    b = select("segmentwise", scores, k_frac, segments=s)
+    assert a.indices.tolist() == b.indices.tolist()
+
+
+def test_adaptive_budget_follows_attention_mass():
+    n, s = 100, 4
+    scores = np.full(n, 0.1)
+    scores[:25] = 3.0  # segment 0 holds most of the mass
+    sel = select("adaptive-segmentwise", scores, 0.2, segments=s)  # K = 20
+    per = np.histogram(sel.indices, bins=segment_bounds(n, s))[0]
+    assert per.sum() == 20
+    assert per[0] > per[1] and per[0] > per[2] and per[0] > per[3]
+    assert np.all(per >= 1)  # the floor: one token in every (non-silent) segment
+    # quotas: 1 + 16 * 75 / 82.5 = 15.5 -> 15 and 1 + 16 * 2.5 / 82.5 = 1.5 -> 1; the 2 leftover slots
+    # go to the best remaining tokens, which lie in segment 0
+    assert per.tolist() == [17, 1, 1, 1]
+
+
+def test_adaptive_gives_no_floor_to_silent_segments():
+    n, s = 100, 4
+    scores = np.random.default_rng(0).random(n)
+    silent = np.zeros(n, dtype=bool)
+    silent[25:50] = True
+    sel = select("adaptive-segmentwise", scores, 0.2, segments=s, silent=silent)
+    assert sel.k == 20 and not np.any(silent[sel.indices])
+
+
+def greedy_maxmin_reference(scores, emb, k):
+    x = emb.double() / emb.double().norm(dim=-1, keepdim=True)
+    chosen = [int(np.argmax(scores))]
+    while len(chosen) < k:
+        best, best_d = None, -1.0
+        for j in range(len(scores)):
+            if j in chosen:
+                continue
+            d = min(1.0 - float(x[j] @ x[c]) for c in chosen)
+            if d > best_d + 1e-12:
+                best, best_d = j, d
+        chosen.append(best)
+    return sorted(chosen)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_divprune_matches_a_brute_force_greedy(seed):
+    rng = np.random.default_rng(seed)
+    scores = rng.random(40)
+    emb = torch.from_numpy(rng.standard_normal((40, 8)))
+    assert select("divprune", scores, 0.3, embeddings=emb).indices.tolist() == greedy_maxmin_reference(scores, emb, 12)
+
+
+def test_divprune_prefers_distinct_tokens_over_repeats():
+    """Ten copies of one sound and three distinct sounds: K = 4 keeps one copy and all three."""
+    emb = torch.eye(4)[[0] * 10 + [1, 2, 3]].float()
+    scores = np.linspace(1, 0, 13)
+    sel = select("divprune", scores, 4 / 13, embeddings=emb)
+    assert sel.indices.tolist() == [0, 10, 11, 12]
+    assert select("topk", scores, 4 / 13).indices.tolist() == [0, 1, 2, 3]
+
+
+@pytest.mark.parametrize("method", list(METHODS))
+@pytest.mark.parametrize("keep", [0.1, 0.3, 0.6, 1.0])
+def test_silence_option_drops_silent_tokens_first(method, keep):
+    rng = np.random.default_rng(1)
+    n = 200
+    scores = rng.random(n)
+    scores[60:120] += 5.0  # the silent stretch even has the highest scores
+    silent = np.zeros(n, dtype=bool)
+    silent[60:120] = True
+    emb = make_embeddings(n, seed=2)
+    sel = select(method, scores, keep, embeddings=emb, silent=silent)
+    k = keep_count(n, keep)
+    assert sel.k == k and np.all(np.diff(sel.indices) > 0)
+    kept_silent = int(silent[sel.indices].sum())
+    assert kept_silent == max(0, k - int((~silent).sum()))  # silent ones only once the rest is kept
+    if keep == 1.0:
+        assert sel.indices.tolist() == list(range(n))
+        if sel.embeddings is not None:
+            assert torch.equal(sel.embeddings, emb)
+
+
+def test_silence_mask_is_validated():
+    with pytest.raises(ValueError, match="silence mask"):
+        select("topk", np.ones(5), 0.5, silent=np.ones(4, dtype=bool))
+    with pytest.raises(ValueError, match="silence mask"):
+        select("topk", np.ones(5), 0.5, silent=np.ones(5))

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from segprune import METHODS, Setting, compare, keep_count, load_audio, load_model
+from segprune import METHODS, Setting, compare, keep_count, load_audio, load_model, prune_tokens
 from segprune.models import ModelLoadError, registry
 from tests.conftest import TINY_KEYS, scene
 
@@ -79,41 +79,50 @@ def test_pruning_changes_what_the_model_sees(tiny_models, key):
     assert not torch.allclose(full, half)
 
 
+@pytest.fixture(scope="module")
+def encoded(tiny_models):
+    """One encoding per family, shared by the per-method tests (as in the app: encode once)."""
+    out = {}
+    for key in TINY_KEYS:
+        lm = tiny_models[key]
+        inputs = lm.inputs(load_audio(scene(SECONDS[key])), PROMPT)
+        out[key] = (inputs, lm.encode(inputs)[0])
+    return out
+
+
 @pytest.mark.parametrize("key", TINY_KEYS)
 @pytest.mark.parametrize("method", list(METHODS))
-def test_llm_receives_exactly_k_kept_embeddings_in_order(tiny_models, key, method):
+def test_llm_receives_exactly_k_kept_embeddings_in_order(tiny_models, encoded, key, method):
     lm = tiny_models[key]
-    audio = load_audio(scene(SECONDS[key]))
-    inputs = lm.inputs(audio, PROMPT)
+    inputs, tokens = encoded[key]
     ids = inputs["input_ids"][0]
     audio_pos = torch.nonzero(ids == lm.audio_token_id).flatten()
     n, start = len(audio_pos), int(audio_pos[0])
+    selection, kept, _ = prune_tokens(tokens, Setting(method, 0.25))
+    x = lm.assemble(inputs, [kept])
     with LLMInputSpy(lm) as spy:
-        c = compare(lm, audio, PROMPT, [Setting(method, 0.25)], max_new_tokens=3, repeats=1)
-    p = c.pruned[0]
+        lm.generate(x, max_new_tokens=2)
     k = keep_count(n, 0.25)
-    assert c.tokens.n == n and p.selection.k == k == len(p.selection.indices)
-    assert np.all(np.diff(p.selection.indices) > 0)
-    # the pruned generate's prefill call: the first call whose length is the pruned prompt's
+    assert tokens.n == n and selection.k == k == len(selection.indices)
+    assert np.all(np.diff(selection.indices) > 0)
+    prefill = spy.calls[0]  # generate's first language-model call: the whole pruned prompt
     pruned_len = ids.shape[0] - n + k
-    prefill = [e for e in spy.calls if e.shape[1] == pruned_len]
-    assert prefill, "the language model never saw the pruned prompt"
-    received = prefill[-1][0, start : start + k]
-    if METHODS[method].merges:
-        expected = p.selection.embeddings
-        dominant = torch.isin(
-            torch.as_tensor(p.selection.indices),
-            torch.as_tensor(np.argsort(-c.tokens.scores, kind="stable")[: k - round(k * 0.18 / 1.18)]),
-        )
-        assert torch.equal(received[dominant], c.tokens.embeddings[torch.as_tensor(p.selection.indices)][dominant])
+    assert prefill.shape[1] == pruned_len == x.prompt_tokens
+    received = prefill[0, start : start + k]
+    originals = tokens.embeddings[torch.from_numpy(selection.indices)]
+    if METHODS[method].merges:  # merged rows as defined; dominant (top-score) rows untouched
+        assert torch.equal(received, selection.embeddings)
+        k_d = k - round(k * 0.18 / 1.18)
+        dominant = torch.from_numpy(np.isin(selection.indices, np.argsort(-tokens.scores, kind="stable")[:k_d]))
+        assert int(dominant.sum()) == k_d
+        assert torch.equal(received[dominant], originals[dominant])
     else:
-        expected = c.tokens.embeddings[torch.as_tensor(p.selection.indices)]
-    assert torch.equal(received, expected.to(received.dtype))
+        assert torch.equal(received, originals)
     # the text around the audio is untouched
     full_embeds = lm.model.get_input_embeddings()(ids)
-    assert torch.equal(prefill[-1][0, :start], full_embeds[:start])
-    assert torch.equal(prefill[-1][0, start + k :], full_embeds[start + n :])
-    assert p.run.prompt_tokens == pruned_len and p.run.audio_tokens == k
+    assert torch.equal(prefill[0, :start], full_embeds[:start])
+    assert torch.equal(prefill[0, start + k :], full_embeds[start + n :])
+    assert x.audio_tokens == [k]
 
 
 def test_long_audio_flamingo_windows(tiny_models):
