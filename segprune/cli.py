@@ -75,6 +75,7 @@ def register_run(subparsers) -> None:
     p.add_argument("--max-new-tokens", type=positive_int, default=64)
     p.add_argument("--repeats", type=positive_int, default=3, help="prefill timing repeats (median)")
     p.add_argument("--seed", type=int, default=0, help="seed of the random method")
+    p.add_argument("--drop-silent", action="store_true", help="drop tokens of silent stretches first")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of the text report")
     p.set_defaults(func=run_command)
 
@@ -84,7 +85,7 @@ def run_command(args) -> int:
 
     audio = load_audio(args.audio)  # fail on a bad file before loading a model
     lm = load_from_args(args)
-    setting = Setting(args.method, args.keep, args.segments, args.seed)
+    setting = Setting(args.method, args.keep, args.segments, args.seed, drop_silent=args.drop_silent)
     c = compare(lm, audio, args.prompt, [setting], max_new_tokens=args.max_new_tokens, repeats=args.repeats)
     warnings = notices(c, lm) + (["the clip is silent; the answer describes silence."] if audio.is_silent else [])
     if args.json:

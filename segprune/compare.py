@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from .audio import Audio, AudioError, load_audio
+from .audio import Audio, AudioError, load_audio, silent_tokens
 from .methods import DEFAULT_SEGMENTS, Selection, get_method, select
 from .models.base import AudioLM, AudioTokens, LLMInputs
 from .timing import interleaved
@@ -27,6 +27,7 @@ class Setting:
     keep_ratio: float
     segments: int = DEFAULT_SEGMENTS
     seed: int = 0
+    drop_silent: bool = False  # keep tokens of silent stretches only once every other one is kept
 
 
 @dataclass
@@ -83,6 +84,7 @@ class Comparison:
             "keep_ratio": p.setting.keep_ratio,
             "segments": p.setting.segments,
             "seed": p.setting.seed,
+            "drop_silent": p.setting.drop_silent,
             "prompt": self.prompt,
             "audio_seconds": round(self.audio_seconds, 3),
             "truncated_seconds": round(self.truncated_seconds, 3),
@@ -92,6 +94,7 @@ class Comparison:
             "segment_bounds": None if p.selection.segment_bounds is None else p.selection.segment_bounds.tolist(),
             "window_starts": self.tokens.window_starts.tolist(),
             "token_duration": self.tokens.token_duration,
+            "silent": None if self.tokens.silent is None else self.tokens.silent.tolist(),
             "scores": [round(float(s), 6) for s in self.tokens.scores],
             "token_seconds": [round(float(t), 3) for t in self.tokens.token_seconds],
             "full": _run_dict(self.full),
@@ -125,6 +128,8 @@ def prune_tokens(tokens: AudioTokens, setting: Setting) -> tuple[Selection, torc
     methods) and the selection time in ms (on the CPU; scores are already host-side).
     """
     method = get_method(setting.method)
+    if setting.drop_silent and tokens.silent is None:
+        raise ValueError("Silence-aware selection needs the tokens' silence mask (set by `compare`).")
     start = time.perf_counter()
     selection = select(
         setting.method,
@@ -133,6 +138,7 @@ def prune_tokens(tokens: AudioTokens, setting: Setting) -> tuple[Selection, torc
         segments=setting.segments,
         seed=setting.seed,
         embeddings=tokens.embeddings if method.needs_embeddings else None,
+        silent=tokens.silent if setting.drop_silent else None,
     )
     select_ms = (time.perf_counter() - start) * 1e3
     if selection.embeddings is not None:
@@ -171,6 +177,7 @@ def compare(
     tokens = lm.encode(inputs)[0]
     if tokens.n < 1:
         raise AudioError(f"The clip is too short ({audio.seconds * 1000:.0f} ms) to give even one audio token.")
+    tokens.silent = silent_tokens(audio.samples, audio.sample_rate, tokens.token_seconds, tokens.token_duration)
 
     chosen = [prune_tokens(tokens, s) for s in settings]
     full_in = lm.assemble(inputs, [tokens.embeddings])

@@ -188,3 +188,21 @@ def test_fuzz_raw_arrays_only_clean_errors(rate, n, channels):
         assert str(err)
     else:
         assert audio.samples.ndim == 1 and audio.samples.dtype == np.float32
+
+
+def test_silent_tokens_follow_signal_energy():
+    from segprune.audio import silent_tokens, token_rms
+
+    rate = 16000
+    x = np.zeros(rate * 2, dtype=np.float32)
+    x[: rate // 2] = 0.3 * np.sin(2 * np.pi * 440 * np.arange(rate // 2) / rate)  # 0.5 s tone, then silence
+    x[rate:] = 1e-3 * np.random.default_rng(0).standard_normal(rate)  # -60 dBFS noise: 50 dB below the tone
+    starts = np.arange(50) * 0.04
+    rms = token_rms(x, rate, starts, 0.04)
+    assert rms[:12] == pytest.approx(0.3 / np.sqrt(2), rel=0.05)
+    silent = silent_tokens(x, rate, starts, 0.04)
+    assert not silent[:12].any() and silent[13:].all()
+    quiet = x * 0.01  # the same clip 40 dB quieter: the tone is still audible
+    assert not silent_tokens(quiet, rate, starts, 0.04)[:12].any()
+    past_the_end = token_rms(x, rate, np.array([5.0]), 0.04)
+    assert past_the_end.tolist() == [0.0]

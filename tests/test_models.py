@@ -167,3 +167,23 @@ def test_registry_lists_real_and_tiny_models():
     assert {"qwen2-audio", "audio-flamingo-3", "tiny-qwen2-audio", "tiny-audio-flamingo-3"} <= set(keys)
     assert keys["qwen2-audio"].hub_id == "Qwen/Qwen2-Audio-7B-Instruct"
     assert keys["audio-flamingo-3"].hub_id == "nvidia/audio-flamingo-3-hf"
+
+
+@pytest.mark.parametrize("method", ["segmentwise", "topk", "visionzip", "adaptive-segmentwise"])
+def test_drop_silent_keeps_no_silent_token_while_sound_remains(tiny_models, method):
+    lm = tiny_models["tiny-qwen2-audio"]
+    clip = scene(10.0)
+    clip[16000 * 3 : 16000 * 7] = 0.0  # four seconds of digital silence
+    c = compare(
+        lm,
+        load_audio(clip),
+        PROMPT,
+        [Setting(method, 0.25, drop_silent=True), Setting(method, 1.0, drop_silent=True)],
+        max_new_tokens=3,
+        repeats=1,
+    )
+    silent = c.tokens.silent
+    assert silent[3 * 25 + 1 : 7 * 25 - 1].all() and silent.sum() < 0.5 * c.tokens.n
+    pruned, identity = c.pruned
+    assert not silent[pruned.selection.indices].any()
+    assert identity.run.token_ids == c.full.token_ids  # keep 1.0 is still exact

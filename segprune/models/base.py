@@ -37,6 +37,7 @@ class AudioTokens:
     embeddings: [N, H] in the LLM's dtype and device.
     scores: [N] float64, attention received in the encoder's last layer (1.0 = uniform share).
     window_starts: [W] int64, index of the first token of each encoder window (0 first).
+    silent: [N] bool, tokens in silent stretches (see `audio.silent_tokens`); None if unknown.
     """
 
     embeddings: torch.Tensor
@@ -46,6 +47,7 @@ class AudioTokens:
     window_seconds: float
     encoder_ms: float = 0.0
     scoring_ms: float = 0.0
+    silent: np.ndarray | None = None
 
     @property
     def n(self) -> int:
