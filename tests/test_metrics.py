@@ -60,6 +60,8 @@ def test_caption_metrics_that_need_java_are_skipped_with_the_reason():
         assert "Java 8-13" in reason
     with pytest.raises(ValueError, match="reference"):
         caption_scores(["a caption"], [[]])
+    one = caption_scores(["a caption"], [["a reference"]], wanted=("cider_d",))
+    assert one.values == {} and one.skipped == {"cider_d": "needs at least 2 items"}  # a corpus metric
 
 
 CHOICES = ["Man", "Woman", "Child", "Robot"]
@@ -122,3 +124,16 @@ class StubEncoder:
 def test_sbert_choice_picks_the_most_similar_option(monkeypatch):
     monkeypatch.setattr(metrics, "_sentence_model", lambda name: StubEncoder())
     assert sbert_choice(["a barking dog", "purring"], [["cat", "dog"], ["dog", "cat"]]) == [1, 1]
+
+
+def test_an_unavailable_optional_metric_is_tried_once(monkeypatch):
+    monkeypatch.setattr(metrics, "_UNAVAILABLE", {})
+    calls = []
+
+    def download():
+        calls.append(1)
+        raise OSError("We couldn't connect to the hub\nmore")
+
+    assert metrics.optional("fense", download) == (None, "OSError: We couldn't connect to the hub")
+    assert metrics.optional("fense", download) == (None, "OSError: We couldn't connect to the hub")
+    assert len(calls) == 1 and metrics.optional("other", lambda: 2.5) == (2.5, None)

@@ -19,7 +19,7 @@ import shutil
 import string
 import subprocess
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import lru_cache, partial
 
 JAVA_METRICS = ("spider", "meteor", "spice")
 CAPTION_METRICS = ("cider_d", *JAVA_METRICS, "fense")
@@ -104,6 +104,23 @@ def sbert_choice(predictions: list[str], choices: list[list[str]], model_name: s
     return picks
 
 
+_UNAVAILABLE: dict[str, str] = {}
+
+
+def optional(name: str, compute):
+    """`compute()` for an optional metric -> (value, None), or (None, why it failed). A failure is
+    remembered for the process, so that the other settings of a run skip it at once instead of
+    retrying a download every time."""
+    if name in _UNAVAILABLE:
+        return None, _UNAVAILABLE[name]
+    try:
+        return compute(), None
+    except Exception as err:  # missing package, jar, model or network: report, never fail the run
+        text = str(err).strip().splitlines()
+        _UNAVAILABLE[name] = reason = f"{type(err).__name__}: {text[0][:160] if text else ''}"
+        return None, reason
+
+
 @lru_cache(maxsize=2)
 def _sentence_model(name: str):
     from sentence_transformers import SentenceTransformer
@@ -157,7 +174,11 @@ def caption_scores(candidates: list[str], references: list[list[str]], wanted=CA
     if any(not refs for refs in references):
         raise ValueError("Every captioning item needs at least one reference caption.")
     cands, refs, how = caption_tokens(candidates, references)
-    scores = Scores({"cider_d": cider_d(cands, refs)}, notes=[f"captions preprocessed: {how}"])
+    scores = Scores(notes=[f"captions preprocessed: {how}"])
+    if len(candidates) < 2:  # aac-metrics' CIDEr-D computes its IDF over the corpus
+        scores.skipped["cider_d"] = "needs at least 2 items"
+    else:
+        scores.values["cider_d"] = cider_d(cands, refs)
     java = java_status()
     for name in wanted:
         if name == "cider_d":
@@ -165,10 +186,12 @@ def caption_scores(candidates: list[str], references: list[list[str]], wanted=CA
         if name in JAVA_METRICS and java is not None:
             scores.skipped[name] = java
             continue
-        try:
-            scores.values[name] = _aac_metric(name, cands if name != "fense" else candidates, refs if name != "fense" else references)
-        except Exception as err:  # missing jar, model or package: report, never fail the run
-            scores.skipped[name] = f"{type(err).__name__}: {str(err).strip().splitlines()[0][:160] if str(err).strip() else ''}"
+        args = (candidates, references) if name == "fense" else (cands, refs)  # FENSE reads raw captions
+        value, reason = optional(name, partial(_aac_metric, name, *args))
+        if reason is None:
+            scores.values[name] = value
+        else:
+            scores.skipped[name] = reason
     return scores
 
 
@@ -189,6 +212,7 @@ __all__ = [
     "mmau_correct",
     "mmau_string_match",
     "normalize_answer",
+    "optional",
     "option_letters",
     "resolve_letter",
     "sbert_choice",

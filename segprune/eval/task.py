@@ -10,7 +10,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .data import Item
-from .metrics import SBERT_MODEL, Scores, caption_scores, exact_match, mmau_correct, option_letters, sbert_choice
+from .metrics import (
+    SBERT_MODEL,
+    Scores,
+    caption_scores,
+    exact_match,
+    mmau_correct,
+    option_letters,
+    optional,
+    sbert_choice,
+)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -80,14 +89,12 @@ class QATask(Task):
         right = [mmau_correct(t, item.answer, item.choices) for t, item in zip(texts, items)]
         scores = Scores({"accuracy": 100.0 * sum(right) / len(right)}, notes=["MMAU string match"])
         model = options.get("sbert_model") or SBERT_MODEL
-        try:
-            picks = sbert_choice(texts, [item.choices for item in items], model)
-        except Exception as err:  # package or model not at hand: say so, never fail the run
-            first = str(err).strip().splitlines()[0][:160] if str(err).strip() else ""
-            scores.skipped["accuracy_sbert"] = f"needs sentence-transformers and the model {model} ({type(err).__name__}: {first})"
-        else:
+        picks, reason = optional(f"sbert {model}", lambda: sbert_choice(texts, [item.choices for item in items], model))
+        if reason is None:
             hits = [item.choices[p] == item.answer for p, item in zip(picks, items)]
             scores.values["accuracy_sbert"] = 100.0 * sum(hits) / len(hits)
+        else:
+            scores.skipped["accuracy_sbert"] = f"needs sentence-transformers and the model {model} ({reason})"
         return scores
 
 
