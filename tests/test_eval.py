@@ -20,13 +20,23 @@ from segprune.models.base import AudioLM
 from tests.conftest import scene
 
 ITEMS = [
-    {"id": "park", "seconds": 4.0, "answer": "dog", "references": ["A dog barks in a park.", "Birds sing while a dog barks"]},
-    {"id": "rain", "seconds": 6.0, "answer": "rain", "references": ["Rain falls on a tin roof.", "heavy rain and thunder"]},
+    {
+        "id": "park",
+        "seconds": 4.0,
+        "answer": "dog",
+        "references": ["A dog barks in a park.", "Birds sing while a dog barks"],
+    },
+    {
+        "id": "rain",
+        "seconds": 6.0,
+        "answer": "rain",
+        "references": ["Rain falls on a tin roof.", "heavy rain and thunder"],
+    },
     {"id": "road", "seconds": 3.0, "answer": "car", "references": ["A car passes by on a wet road", "traffic noise"]},
 ]
 
 
-def write_manifest(folder, n=len(ITEMS)) -> str:
+def write_manifest(folder, n=3) -> str:
     lines = []
     for i, spec in enumerate(ITEMS[:n]):
         soundfile.write(folder / f"{spec['id']}.wav", scene(spec["seconds"], seed=i), 16000)
@@ -155,7 +165,17 @@ def test_resume_refuses_another_model_or_task(tmp_path):
 def test_table_marks_incomplete_items_and_scores_the_rest(clips):
     task = TASKS["clothoaqa"]
     recs = [
-        {"item": "park", "setting": k, "method": m, "keep_ratio": r, "text": t, "prefill_ms": p, "n_kept": 10, "n_audio_tokens": 20, "new_tokens": 1}
+        {
+            "item": "park",
+            "setting": k,
+            "method": m,
+            "keep_ratio": r,
+            "text": t,
+            "prefill_ms": p,
+            "n_kept": 10,
+            "n_audio_tokens": 20,
+            "new_tokens": 1,
+        }
         for k, m, r, t, p in [(FULL, None, 1.0, "Dog.", 4.0), ("topk@0.5", "topk", 0.5, "cat", 2.0)]
     ]
     recs.append({**recs[0], "item": "rain", "text": "rain"})  # 'rain' lacks topk@0.5: left out everywhere
@@ -172,7 +192,10 @@ def test_task_prompts_per_family_and_manifest_override():
     item = Item("x", "x.wav", question="What is heard?", choices=["dog", "cat"], answer="dog")
     assert TASKS["clotho"].prompt(item, "audio-flamingo-3") == "Generate a caption for the input audio."
     assert TASKS["audiocaps"].prompt(item, "qwen2-audio") == "Generate the caption in English:"
-    assert TASKS["clothoaqa"].prompt(item, "qwen2-audio") == "What is heard?\nAnswer the question using a single word only."
+    assert (
+        TASKS["clothoaqa"].prompt(item, "qwen2-audio")
+        == "What is heard?\nAnswer the question using a single word only."
+    )
     assert TASKS["mmau"].prompt(item, "audio-flamingo-3") == (
         "Instruction: What is heard? Choose the correct option among the options below: (A) dog (B) cat."
     )
@@ -219,8 +242,17 @@ def test_hub_rows_become_items():
 def test_load_hub_reads_a_local_dataset_folder_without_audio_decoders(tmp_path):
     """The real `datasets` path (streaming, audio read undecoded), on a parquet folder made here."""
     import datasets
+
     (tmp_path / "data").mkdir()
-    rows = [{"audio": {"bytes": _wav_bytes(1.0), "path": f"{i}.wav"}, "file_name": f"{i}.wav", "question": "q?", "answer": "yes"} for i in range(3)]
+    rows = [
+        {
+            "audio": {"bytes": _wav_bytes(1.0), "path": f"{i}.wav"},
+            "file_name": f"{i}.wav",
+            "question": "q?",
+            "answer": "yes",
+        }
+        for i in range(3)
+    ]
     ds = datasets.Dataset.from_list(rows).cast_column("audio", datasets.Audio())
     ds.to_parquet(str(tmp_path / "data" / "test-00000-of-00001.parquet"))
     items = load_hub(str(tmp_path), None, "test", limit=2)

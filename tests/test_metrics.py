@@ -111,13 +111,14 @@ def test_normalize_answer():
     assert normalize_answer(" It's RAIN-fall! ") == "it s rain fall"
 
 
+EMBEDDINGS = {"a barking dog": [1, 0], "dog": [0.9, 0.1], "cat": [0.1, 0.9], "purring": [0, 1]}
+
+
 class StubEncoder:
     """Sentence embeddings from a fixed table (unit vectors), like SentenceTransformer.encode."""
 
-    table = {"a barking dog": [1, 0], "dog": [0.9, 0.1], "cat": [0.1, 0.9], "purring": [0, 1]}
-
     def encode(self, texts, convert_to_tensor, normalize_embeddings):
-        e = torch.tensor([self.table[t] for t in texts], dtype=torch.float32)
+        e = torch.tensor([EMBEDDINGS[t] for t in texts], dtype=torch.float32)
         return torch.nn.functional.normalize(e, dim=-1)
 
 

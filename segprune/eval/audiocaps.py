@@ -1,11 +1,10 @@
 """AudioCaps audio captioning (Kim et al., NAACL 2019): CIDEr-D against the human captions.
 
 The paper's numbers are on the AudioCaps test split (about 975 10-s YouTube clips, five captions
-each; some clips are no longer on YouTube, so copies differ slightly in size). Same prompts as
-Clotho.
+each; some clips are no longer on YouTube, so copies differ slightly in size). Prompts:
+`task.CAPTION_PROMPTS`, as for Clotho.
 """
 
-from .clotho import CAPTION_PROMPT_SOURCE, CAPTION_PROMPTS
 from .task import CaptionTask
 
 TASK = CaptionTask(
@@ -15,7 +14,4 @@ TASK = CaptionTask(
     hub_config=None,
     hub_split="test",
     split_note="AudioCaps test split (~975 clips x 5 captions; rows of one clip are merged)",
-    prompts=CAPTION_PROMPTS,
-    prompt_source=CAPTION_PROMPT_SOURCE,
-    max_new_tokens=64,
 )

@@ -98,7 +98,7 @@ def decode_audio(value) -> Audio:
 
         try:
             samples, rate = soundfile.read(io.BytesIO(value["bytes"]), dtype="float32", always_2d=False)
-        except Exception:
+        except (RuntimeError, TypeError, ValueError):  # soundfile's errors by format
             raise AudioError(f"The audio of {value.get('path') or 'a hub row'} could not be decoded.") from None
         return from_samples(samples, rate)
     path = value.get("path") if isinstance(value, dict) else value

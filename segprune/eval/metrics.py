@@ -115,7 +115,7 @@ def optional(name: str, compute):
         return None, _UNAVAILABLE[name]
     try:
         return compute(), None
-    except Exception as err:  # missing package, jar, model or network: report, never fail the run
+    except Exception as err:  # noqa: BLE001  missing package, jar, model or network: report, never fail the run
         text = str(err).strip().splitlines()
         _UNAVAILABLE[name] = reason = f"{type(err).__name__}: {text[0][:160] if text else ''}"
         return None, reason
@@ -138,7 +138,7 @@ def java_status() -> str | None:
     if java is None:
         return "needs Java 8-13 (no java on PATH) and `aac-metrics-download`"
     try:
-        out = subprocess.run([java, "-version"], capture_output=True, text=True, timeout=30).stderr
+        out = subprocess.run([java, "-version"], check=False, capture_output=True, text=True, timeout=30).stderr
     except (OSError, subprocess.TimeoutExpired):
         return "needs Java 8-13 (java -version failed)"
     m = re.search(r'version "(\d+)(?:\.(\d+))?', out)
@@ -152,13 +152,20 @@ def caption_tokens(candidates: list[str], references: list[list[str]]) -> tuple[
     """Captions as the metrics see them: PTB-tokenised by aac-metrics when Java is usable, else the
     pure-Python normalisation. Returns (candidates, references, name of the preprocessing)."""
     if java_status() is None:
-        try:
-            from aac_metrics.utils.tokenization import preprocess_mono_sents, preprocess_mult_sents
+        tokens, reason = optional("ptb", partial(_ptb, candidates, references))
+        if reason is None:
+            return (*tokens, "ptb")
+    return (
+        [normalize_answer(c) for c in candidates],
+        [[normalize_answer(r) for r in refs] for refs in references],
+        "lower-nopunct",
+    )
 
-            return preprocess_mono_sents(candidates), preprocess_mult_sents(references), "ptb"
-        except Exception:  # jars missing: fall back, and say so
-            pass
-    return [normalize_answer(c) for c in candidates], [[normalize_answer(r) for r in refs] for refs in references], "lower-nopunct"
+
+def _ptb(candidates: list[str], references: list[list[str]]):
+    from aac_metrics.utils.tokenization import preprocess_mono_sents, preprocess_mult_sents
+
+    return preprocess_mono_sents(candidates), preprocess_mult_sents(references)
 
 
 def cider_d(candidates: list[str], references: list[list[str]]) -> float:
@@ -212,8 +219,8 @@ __all__ = [
     "mmau_correct",
     "mmau_string_match",
     "normalize_answer",
-    "optional",
     "option_letters",
+    "optional",
     "resolve_letter",
     "sbert_choice",
 ]

@@ -34,7 +34,11 @@ def summarise(task: Task, items: list[Item], records: list[dict], keys: list[str
     rows, skipped, notes = [], {}, []
     for key in keys:
         recs = [latest[(item.id, key)] for item in complete]
-        row = {"setting": key, "method": recs[0]["method"] if recs else None, "keep_ratio": recs[0]["keep_ratio"] if recs else None}
+        row = {
+            "setting": key,
+            "method": recs[0]["method"] if recs else None,
+            "keep_ratio": recs[0]["keep_ratio"] if recs else None,
+        }
         if complete:
             scores = task.score(complete, [r["text"] for r in recs], options)
             skipped.update(scores.skipped)

@@ -81,7 +81,10 @@ def check_config(path: Path, config: dict) -> None:
                     "choose another --out folder or remove that one."
                 )
         known = {json.dumps(s, sort_keys=True) for s in old["settings"]}
-        config = {**config, "settings": old["settings"] + [s for s in config["settings"] if json.dumps(s, sort_keys=True) not in known]}
+        config = {
+            **config,
+            "settings": old["settings"] + [s for s in config["settings"] if json.dumps(s, sort_keys=True) not in known],
+        }
     path.write_text(json.dumps(config, indent=2) + "\n")
 
 

@@ -7,7 +7,7 @@ A task module (clotho.py, audiocaps.py, clothoaqa.py, mmau.py) builds one `Capti
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from .data import Item
 from .metrics import (
@@ -44,7 +44,9 @@ class Task:
         return template.format(question=item.question, options=self.options(item))
 
     def options(self, item: Item) -> str:
-        return " ".join(f"({letter}) {choice}" for letter, choice in zip(option_letters(len(item.choices)), item.choices))
+        return " ".join(
+            f"({letter}) {choice}" for letter, choice in zip(option_letters(len(item.choices)), item.choices)
+        )
 
     def check(self, items: list[Item]) -> None:
         """Raise ValueError naming the first item that lacks what this task scores against."""
@@ -53,10 +55,25 @@ class Task:
         raise NotImplementedError
 
 
+# Captioning prompts: Audio Flamingo 3's short-captioning prompt from its model card's prompt
+# guide; for Qwen2-Audio, the captioning instruction of its README.
+CAPTION_PROMPTS = {
+    "audio-flamingo-3": "Generate a caption for the input audio.",
+    "qwen2-audio": "Generate the caption in English:",
+    "default": "Generate a caption for the input audio.",
+}
+
+
 @dataclass(frozen=True, kw_only=True)
 class CaptionTask(Task):
     metric: str = "cider_d"
     metric_label: str = "CIDEr-D"
+    prompts: dict[str, str] = field(default_factory=lambda: dict(CAPTION_PROMPTS))
+    prompt_source: str = (
+        "Audio Flamingo 3: model card prompt guide (short audio captioning); "
+        "Qwen2-Audio: README (github.com/QwenLM/Qwen2-Audio), captioning example"
+    )
+    max_new_tokens: int = 64
 
     def check(self, items):
         for item in items:
@@ -85,7 +102,9 @@ class QATask(Task):
         options = options or {}
         if not self.multiple_choice:
             right = [exact_match(t, item.answer) for t, item in zip(texts, items)]
-            return Scores({"accuracy": 100.0 * sum(right) / len(right)}, notes=["exact match, case and punctuation ignored"])
+            return Scores(
+                {"accuracy": 100.0 * sum(right) / len(right)}, notes=["exact match, case and punctuation ignored"]
+            )
         right = [mmau_correct(t, item.answer, item.choices) for t, item in zip(texts, items)]
         scores = Scores({"accuracy": 100.0 * sum(right) / len(right)}, notes=["MMAU string match"])
         model = options.get("sbert_model") or SBERT_MODEL
@@ -98,4 +117,4 @@ class QATask(Task):
         return scores
 
 
-__all__ = ["CaptionTask", "QATask", "Task"]
+__all__ = ["CAPTION_PROMPTS", "CaptionTask", "QATask", "Task"]
