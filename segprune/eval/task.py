@@ -18,6 +18,7 @@ from .metrics import (
     mmau_correct,
     option_letters,
     optional,
+    resolve_letter,
     sbert_choice,
 )
 
@@ -108,7 +109,12 @@ class QATask(Task):
         right = [mmau_correct(t, item.answer, item.choices) for t, item in zip(texts, items)]
         scores = Scores({"accuracy": 100.0 * sum(right) / len(right)}, notes=["MMAU string match"])
         model = options.get("sbert_model") or SBERT_MODEL
-        picks, reason = optional(f"sbert {model}", lambda: sbert_choice(texts, [item.choices for item in items], model))
+        picks, reason = optional(
+            f"sbert {model}",
+            lambda: sbert_choice(
+                [resolve_letter(t, i.choices) for t, i in zip(texts, items)], [i.choices for i in items], model
+            ),
+        )
         if reason is None:
             hits = [item.choices[p] == item.answer for p, item in zip(picks, items)]
             scores.values["accuracy_sbert"] = 100.0 * sum(hits) / len(hits)
