@@ -28,7 +28,6 @@ class Task:
     name: str
     title: str  # as the paper's table names it
     metric: str  # primary metric key in Scores.values
-    metric_label: str
     hub_id: str
     hub_config: str | None
     hub_split: str
@@ -68,7 +67,6 @@ CAPTION_PROMPTS = {
 @dataclass(frozen=True, kw_only=True)
 class CaptionTask(Task):
     metric: str = "cider_d"
-    metric_label: str = "CIDEr-D"
     prompts: dict[str, str] = field(default_factory=lambda: dict(CAPTION_PROMPTS))
     prompt_source: str = (
         "Audio Flamingo 3: model card prompt guide (short audio captioning); "
@@ -90,7 +88,6 @@ class QATask(Task):
     """Accuracy (%). Multiple choice (MMAU) when `multiple_choice`, else exact match (ClothoAQA)."""
 
     metric: str = "accuracy"
-    metric_label: str = "Accuracy (%)"
     multiple_choice: bool = False
 
     def check(self, items):
