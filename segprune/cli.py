@@ -15,6 +15,7 @@ import sys
 import textwrap
 
 from .audio import AudioError, load_audio
+from .eval.cli import register_eval
 from .methods import DEFAULT_METHOD, DEFAULT_SEGMENTS, METHODS, get_method, keep_count
 from .models import DEFAULT_MODEL, RANDOM_WEIGHTS_NOTE, ModelLoadError, load_model, registry
 
@@ -160,7 +161,7 @@ class OneLineParser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
 
 
-COMMANDS = [register_run]
+COMMANDS = [register_run, register_eval]
 
 
 def main(argv: list[str] | None = None) -> int:
