@@ -148,19 +148,20 @@ def prune_tokens(tokens: AudioTokens, setting: Setting) -> tuple[Selection, torc
     return selection, kept, select_ms
 
 
-def compare(
-    lm: AudioLM,
-    audio: Audio | str,
-    prompt: str,
-    settings: list[Setting],
-    max_new_tokens: int = 64,
-    repeats: int = 3,
-) -> Comparison:
-    """Encode `audio` once, then run the full model and every setting on that encoding.
+@dataclass
+class EncodedClip:
+    """One clip, encoded once: what it heard, the processor output and the audio tokens."""
 
-    Prefill times are medians of `repeats` interleaved measurements (after one warm-up round);
-    generation is greedy. Audio longer than the model takes is truncated (see
-    `Comparison.truncated_seconds`).
+    audio: Audio  # after truncation to the model's maximum
+    inputs: object  # the processor's BatchFeature for (audio, prompt)
+    tokens: AudioTokens  # with `silent` set
+
+
+def encode_clip(lm: AudioLM, audio: Audio | str, prompt: str, max_new_tokens: int = 64) -> EncodedClip:
+    """Validate, truncate and encode one clip once (scores and silence mask included).
+
+    Raises AudioError / ValueError with a plain sentence for a clip too short for one token, an
+    empty prompt, or a request longer than the model's context.
     """
     if not isinstance(audio, Audio):
         audio = load_audio(audio, max_seconds=lm.max_seconds)
@@ -178,7 +179,25 @@ def compare(
     if tokens.n < 1:
         raise AudioError(f"The clip is too short ({audio.seconds * 1000:.0f} ms) to give even one audio token.")
     tokens.silent = silent_tokens(audio.samples, audio.sample_rate, tokens.token_seconds, tokens.token_duration)
+    return EncodedClip(audio, inputs, tokens)
 
+
+def compare(
+    lm: AudioLM,
+    audio: Audio | str,
+    prompt: str,
+    settings: list[Setting],
+    max_new_tokens: int = 64,
+    repeats: int = 3,
+) -> Comparison:
+    """Encode `audio` once, then run the full model and every setting on that encoding.
+
+    Prefill times are medians of `repeats` interleaved measurements (after one warm-up round);
+    generation is greedy. Audio longer than the model takes is truncated (see
+    `Comparison.truncated_seconds`).
+    """
+    clip = encode_clip(lm, audio, prompt, max_new_tokens)
+    audio, inputs, tokens = clip.audio, clip.inputs, clip.tokens
     chosen = [prune_tokens(tokens, s) for s in settings]
     full_in = lm.assemble(inputs, [tokens.embeddings])
     pruned_in = [lm.assemble(inputs, [kept]) for _, kept, _ in chosen]
@@ -232,4 +251,4 @@ def _prefill(lm: AudioLM, x: LLMInputs):
     return lambda: lm.prefill(x)
 
 
-__all__ = ["Comparison", "PrunedRun", "Run", "Setting", "compare", "prune_tokens"]
+__all__ = ["Comparison", "EncodedClip", "PrunedRun", "Run", "Setting", "compare", "encode_clip", "prune_tokens"]

@@ -11,7 +11,7 @@ import os
 from dataclasses import asdict
 from pathlib import Path
 
-from ..compare import Setting, prune_tokens
+from ..compare import Setting, encode_clip, prune_tokens
 from ..models.base import AudioLM
 from ..timing import interleaved
 from .data import Item
@@ -121,10 +121,8 @@ def evaluate(
             todo = [k for k in keys if (item.id, k) not in done]
             if not todo:
                 continue
-            audio, cut = item.load().truncated(lm.max_seconds)
-            prompt = task.prompt(item, lm.key)
-            inputs = lm.inputs(audio, prompt)
-            tokens = lm.encode(inputs)[0]  # ONCE for this clip
+            clip = encode_clip(lm, item.load(), task.prompt(item, lm.key), max_new_tokens)  # ONCE per clip
+            inputs, tokens, cut = clip.inputs, clip.tokens, clip.audio.truncated_seconds
             prepared = {}
             for key in todo:
                 if key == FULL:
