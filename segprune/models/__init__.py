@@ -17,10 +17,15 @@ import torch
 
 from .audioflamingo3 import AudioFlamingo3LM
 from .base import AudioLM, AudioTokens, Generation, LLMInputs
+from .glmasr import GlmAsrLM
+from .musicflamingo import MusicFlamingoLM
+from .qwen2_5_omni import Qwen25OmniLM
 from .qwen2_audio import Qwen2AudioLM
 from .tiny import RANDOM_WEIGHTS_NOTE
+from .voxtral import VoxtralLM
+from .whisper import WhisperLM
 
-FAMILIES: tuple[type[AudioLM], ...] = (Qwen2AudioLM, AudioFlamingo3LM)
+FAMILIES: tuple[type[AudioLM], ...] = (Qwen2AudioLM, AudioFlamingo3LM, MusicFlamingoLM, GlmAsrLM, VoxtralLM, Qwen25OmniLM, WhisperLM)
 DEFAULT_MODEL = "qwen2-audio"
 
 

@@ -79,6 +79,15 @@ class LLMInputs:
         """Length in tokens of the (first) prompt, audio tokens included."""
         return int(self.attention_mask[0].sum())
 
+    @property
+    def sequence_offset(self) -> int:
+        """Where the new tokens start in the sequences that the model's `generate` returns."""
+        return int(self.input_ids.shape[1])
+
+    def generate_kwargs(self) -> dict:
+        """What the model's own `generate` receives instead of the processor output."""
+        return {"input_ids": self.input_ids, "attention_mask": self.attention_mask, "inputs_embeds": self.inputs_embeds}
+
 
 @dataclass
 class Generation:
@@ -267,18 +276,21 @@ class AudioLM:
         feature_mask = self._feature_mask(inputs).to(self.device)
         frame_lengths = self._frame_lengths(feature_mask.sum(-1))
         rows = self._scoring_rows(frame_lengths, self._frame_lengths(features.shape[-1]))
-        input_ids = inputs["input_ids"].to(self.device)
+        input_ids = inputs["input_ids"].to(self.device) if "input_ids" in inputs else None
         with (
             Stopwatch(self.device) as total,
             ReceivedAttention(self._scoring_attention(), rows, self.scoring_qk) as hook,
         ):
             embeddings = self._audio_embeddings(features, feature_mask, input_ids)
         window_scores = self._window_scores(hook.scores, frame_lengths)
-        return self._split_rows(inputs["input_ids"], embeddings, window_scores, total.ms - hook.ms, hook.ms)
+        return self._split_rows(self._audio_counts(inputs), embeddings, window_scores, total.ms - hook.ms, hook.ms)
 
-    def _split_rows(self, input_ids, embeddings, window_scores, encoder_ms, scoring_ms) -> list[AudioTokens]:
-        """Assign consecutive windows to batch rows by each row's placeholder count."""
-        counts = (input_ids == self.audio_token_id).sum(-1).tolist()
+    def _audio_counts(self, inputs) -> list[int]:
+        """N of each batch row: its number of audio placeholders."""
+        return (inputs["input_ids"] == self.audio_token_id).sum(-1).tolist()
+
+    def _split_rows(self, counts, embeddings, window_scores, encoder_ms, scoring_ms) -> list[AudioTokens]:
+        """Assign consecutive windows to batch rows by each row's audio token count."""
         window_sizes = [len(s) for s in window_scores]
         if sum(counts) != sum(window_sizes) or embeddings.shape[0] != sum(window_sizes):
             raise RuntimeError(
@@ -358,9 +370,7 @@ class AudioLM:
         clock = _StepClock(self.device)
         with Stopwatch(self.device) as sw:
             out = self.model.generate(
-                input_ids=x.input_ids,
-                attention_mask=x.attention_mask,
-                inputs_embeds=x.inputs_embeds,
+                **x.generate_kwargs(),
                 max_new_tokens=max_new_tokens,
                 do_sample=False,
                 num_beams=1,
@@ -370,7 +380,7 @@ class AudioLM:
         steps = np.diff(clock.times) * 1e3
         per_token = float(np.mean(steps)) if len(steps) else float("nan")
         eos, results = self._eos_ids(), []
-        for row in out[:, x.input_ids.shape[1] :].tolist():
+        for row in out[:, x.sequence_offset :].tolist():
             end = next((i + 1 for i, t in enumerate(row) if t in eos), len(row))  # batch rows pad after EOS
             results.append(Generation(row[:end], self.decode(row[:end]), sw.ms, per_token))
         return results
