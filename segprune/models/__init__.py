@@ -112,7 +112,9 @@ def _from_pretrained(family: type[AudioLM], source: str, device: torch.device, d
         random_weights = bool(getattr(config, "segprune_random_weights", False))
         model = family.load_pretrained(source, dtype or default_dtype(device, random_weights), device)
         processor = family.load_processor(source)
-    except (OSError, ValueError, ImportError) as err:
+    except ImportError as err:  # e.g. Voxtral's processor without mistral-common
+        raise ModelLoadError(f"Loading '{source}' needs a package that is not installed: {_first_line(err)}") from None
+    except (OSError, ValueError) as err:
         if is_local:
             raise ModelLoadError(f"Could not load the model saved in {source}: {_first_line(err)}") from None
         raise ModelLoadError(_unreachable(source, err)) from None
