@@ -82,9 +82,9 @@ def test_whisper_scores_cover_all_1500_frames_of_the_window(tiny_models):
 def test_pruner_context_prunes_whisper_encoder_frames(tiny_models):
     lm = tiny_models["tiny-whisper"]
     inputs = lm.inputs(load_audio(scene(6.0)), PROMPT)
-    with CrossAttentionSpy(lm) as spy, segprune.prune(lm.model, method="topk", keep_ratio=0.25) as pruner:
-        with torch.inference_mode():
-            out = lm.model.generate(**inputs, max_new_tokens=4, do_sample=False)
+    pruning = segprune.prune(lm.model, method="topk", keep_ratio=0.25)
+    with CrossAttentionSpy(lm) as spy, pruning as pruner, torch.inference_mode():
+        out = lm.model.generate(**inputs, max_new_tokens=4, do_sample=False)
     assert pruner.prompt_length == 0 and out.shape[1] == 4  # Whisper returns only the new tokens
     assert pruner.selections[0].k == keep_count(1500, 0.25)
     assert spy.calls and all(call.shape[1] == keep_count(1500, 0.25) for call in spy.calls)

@@ -25,7 +25,15 @@ from .tiny import RANDOM_WEIGHTS_NOTE
 from .voxtral import VoxtralLM
 from .whisper import WhisperLM
 
-FAMILIES: tuple[type[AudioLM], ...] = (Qwen2AudioLM, AudioFlamingo3LM, MusicFlamingoLM, GlmAsrLM, VoxtralLM, Qwen25OmniLM, WhisperLM)
+FAMILIES: tuple[type[AudioLM], ...] = (
+    Qwen2AudioLM,
+    AudioFlamingo3LM,
+    MusicFlamingoLM,
+    GlmAsrLM,
+    VoxtralLM,
+    Qwen25OmniLM,
+    WhisperLM,
+)
 DEFAULT_MODEL = "qwen2-audio"
 
 

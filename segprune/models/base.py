@@ -253,9 +253,7 @@ class AudioLM:
         """LLM-token scores of each encoder window, in order, from the hook's frame scores: each
         window normalised to mean 1, then pooled like the encoder pools its frames."""
         token_lengths = self._token_lengths(frame_lengths).clamp(min=0)
-        return [
-            pool_scores(normalise(s), int(n), self.frames_per_token) for s, n in zip(frame_scores, token_lengths)
-        ]
+        return [pool_scores(normalise(s), int(n), self.frames_per_token) for s, n in zip(frame_scores, token_lengths)]
 
     @staticmethod
     def _frame_lengths(mel_lengths: torch.Tensor) -> torch.Tensor:

@@ -41,7 +41,9 @@ class GlmAsrLM(AudioLM):
     attends_padding = True
     audio_first = True
     feature_mask_key = "input_features_mask"
-    tiny_audio = dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2, intermediate_size=256)
+    tiny_audio = dict(
+        hidden_size=64, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2, intermediate_size=256
+    )
     scoring_qk = staticmethod(rotary_gqa_qk)
 
     def _audio_embeddings(self, features: torch.Tensor, feature_mask: torch.Tensor, input_ids=None) -> torch.Tensor:
@@ -52,7 +54,9 @@ class GlmAsrLM(AudioLM):
         specials = ["<|endoftext|>", "<|system|>", "<|user|>", "<|assistant|>", "<|begin_of_audio|>"]
         specials += ["<|end_of_audio|>", "<|pad|>"]
         tokenizer = byte_tokenizer(specials, eos="<|endoftext|>", pad="<|endoftext|>")
-        processor = GlmAsrProcessor(feature_extractor=whisper_features(), tokenizer=tokenizer, chat_template=TINY_TEMPLATE)
+        processor = GlmAsrProcessor(
+            feature_extractor=whisper_features(), tokenizer=tokenizer, chat_template=TINY_TEMPLATE
+        )
         config = GlmAsrConfig(
             audio_config=dict(num_mel_bins=128, initializer_range=init_std, **audio),
             text_config=text_config("llama", tokenizer, init_std, **text),

@@ -36,7 +36,9 @@ class MusicFlamingoLM(AudioFlamingo3LM):
             feature_extractor=whisper_features(), tokenizer=tokenizer, chat_template=cls.tiny_template()
         )
         config = MusicFlamingoConfig(
-            audio_config=dict(model_type="audioflamingo3_encoder", num_mel_bins=128, initializer_range=init_std, **audio),
+            audio_config=dict(
+                model_type="audioflamingo3_encoder", num_mel_bins=128, initializer_range=init_std, **audio
+            ),
             text_config=text_config("qwen2", tokenizer, init_std, **text),
             audio_token_id=tokenizer.convert_tokens_to_ids("<sound>"),
             audio_bos_token_id=tokenizer.convert_tokens_to_ids("<|sound_bos|>"),

@@ -115,7 +115,9 @@ class Qwen25OmniLM(AudioLM):
             chat_template=chatml_template("<|audio_bos|><|AUDIO|><|audio_eos|>"),
         )
         half_head = text["hidden_size"] // text["num_attention_heads"] // 2
-        rope = dict(rope_type="default", rope_theta=1e6, mrope_section=[half_head - 2 * (half_head // 3)] + [half_head // 3] * 2)
+        rope = dict(
+            rope_type="default", rope_theta=1e6, mrope_section=[half_head - 2 * (half_head // 3)] + [half_head // 3] * 2
+        )
         ids = {k: tokenizer.convert_tokens_to_ids(v) for k, v in TOKENS.items()}
         config = Qwen2_5OmniThinkerConfig(
             audio_config=dict(num_mel_bins=128, output_dim=text["hidden_size"], initializer_range=init_std, **audio),

@@ -96,7 +96,9 @@ class WhisperLM(AudioLM):
     def assemble(self, inputs, kept: list[torch.Tensor]) -> EncoderDecoderInputs:
         """The decoder prompt and the kept encoder frames. kept: one [K, D] per batch row, the same K."""
         if len({int(k.shape[0]) for k in kept}) != 1:
-            raise ValueError("Whisper's cross-attention has no mask: every batch row must keep the same number of frames.")
+            raise ValueError(
+                "Whisper's cross-attention has no mask: every batch row must keep the same number of frames."
+            )
         frames = torch.stack([k.to(self.device, self.dtype) for k in kept])
         prompt = self._decoder_prompt(frames).to(self.device)
         return EncoderDecoderInputs(
@@ -126,9 +128,7 @@ class WhisperLM(AudioLM):
     def prefill(self, x: EncoderDecoderInputs) -> torch.Tensor:
         """The decoder over its prompt with cross-attention to the kept frames (filling both caches)
         and the output projection on the last position. Returns logits [B, 1, vocab]."""
-        out = self.language_model(
-            input_ids=x.input_ids, encoder_hidden_states=x.encoder_hidden_states, use_cache=True
-        )
+        out = self.language_model(input_ids=x.input_ids, encoder_hidden_states=x.encoder_hidden_states, use_cache=True)
         return self.model.proj_out(out.last_hidden_state[:, -1:])
 
     @classmethod
@@ -139,7 +139,9 @@ class WhisperLM(AudioLM):
     @classmethod
     def random_init(cls, audio: dict, text: dict, name: str, init_std: float = TINY_INIT_STD) -> "WhisperLM":
         """`audio`: encoder fields (d_model, encoder_*), `text`: decoder fields (decoder_*)."""
-        tokenizer = byte_tokenizer(WHISPER_SPECIALS, eos="<|endoftext|>", pad="<|endoftext|>", bos_token="<|endoftext|>")
+        tokenizer = byte_tokenizer(
+            WHISPER_SPECIALS, eos="<|endoftext|>", pad="<|endoftext|>", bos_token="<|endoftext|>"
+        )
         features = WhisperFeatureExtractor(
             feature_size=80, sampling_rate=16000, hop_length=160, chunk_length=30, n_fft=400
         )  # whisper-tiny ... medium: 80 mel bins (large-v3: 128)
