@@ -185,6 +185,10 @@ class AudioLM:
         """The most tokens (prompt + answer) the language model reads."""
         return int(self.model.config.get_text_config().max_position_embeddings)
 
+    def prompt_length(self, inputs) -> int:
+        """Tokens of the language model's unpruned prompt for a processor output (audio included)."""
+        return int(inputs["input_ids"].shape[1])
+
     @property
     def language_model(self) -> nn.Module:
         return self.model.model.language_model

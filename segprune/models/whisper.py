@@ -77,6 +77,13 @@ class WhisperLM(AudioLM):
         return self.model.model.decoder
 
     @property
+    def context_length(self) -> int:
+        return int(self.model.config.max_target_positions)  # the decoder's positions (448)
+
+    def prompt_length(self, inputs) -> int:
+        return 4  # the longest decoder prompt: <|startoftranscript|>, language, task, <|notimestamps|>
+
+    @property
     def audio_encoder(self) -> torch.nn.Module:
         return self.model.model.encoder
 
