@@ -238,7 +238,7 @@ def compare(
 
 def _check_context(lm: AudioLM, inputs, max_new_tokens: int) -> None:
     """Refuse a request whose full prompt plus answer would not fit the language model's context."""
-    prompt_tokens = int(inputs["input_ids"].shape[1])
+    prompt_tokens = lm.prompt_length(inputs)
     limit = lm.context_length
     if prompt_tokens + max_new_tokens > limit:
         raise ValueError(

@@ -9,7 +9,9 @@
 Inside the context, this model instance's `generate` runs the audio path once (with the scoring
 hook), keeps K tokens per clip, shrinks each placeholder run to K and hands `input_ids`,
 `attention_mask` and `inputs_embeds` to the original `generate`. The returned sequences therefore
-start with the PRUNED prompt (`pruner.prompt_length` tokens). Only this instance is patched, and
+start with the PRUNED prompt (`pruner.prompt_length` tokens; 0 for Whisper, whose `generate` returns
+only the new tokens, and whose encoder output is pruned before the decoder's cross-attention
+instead of a placeholder run). Only this instance is patched, and
 the patch is undone on exit, also after an exception. Calls without `input_features` pass through.
 """
 
@@ -70,15 +72,10 @@ class Pruner:
         chosen = [prune_tokens(tokens, self.setting) for tokens in rows]
         x = self.lm.assemble(kwargs, [kept for _, kept, _ in chosen])
         self.selections = [selection for selection, _, _ in chosen]
-        self.prompt_length = int(x.input_ids.shape[1])
+        self.prompt_length = x.sequence_offset
         for key in ("input_features", self.lm.feature_mask_key, *_PASSED_THROUGH):
             kwargs.pop(key, None)
-        return {
-            **kwargs,
-            "input_ids": x.input_ids,
-            "attention_mask": x.attention_mask,
-            "inputs_embeds": x.inputs_embeds,
-        }
+        return {**kwargs, **x.generate_kwargs()}
 
 
 prune = Pruner

@@ -12,11 +12,22 @@ Score of frame j in a window with L valid frames:
 Each query row sums to 1 over the L valid keys, so the scores of a window sum to L and a uniform
 attention gives every frame a score of 1: scores of different 30 s windows (and of a shorter last
 window) are on the same scale without further normalisation.
+
+Encoders differ in which frames attend to which (a `Span` says it for one stretch of a row):
+- Whisper-style with a key mask (Qwen2-Audio, Audio Flamingo 3, MusicFlamingo): the valid frames only.
+- No mask at all (Whisper, Voxtral): every frame of the 30 s window, padding included, is a frame
+  the model uses, so all of them are queries, keys and candidates.
+- No mask but padding that the model drops afterwards (GLM-ASR): the softmax runs over ALL keys,
+  as in the model, but only valid frames are queries and candidates; their scores then sum to less
+  than their count (`normalise` restores the uniform-is-1 scale per window).
+- Block-diagonal attention (Qwen2.5-Omni, 2 s blocks): one span per block, softmax within it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -39,18 +50,63 @@ def whisper_qk(module: nn.Module, hidden_states: torch.Tensor, kwargs: dict) -> 
     return q, k
 
 
-def received_attention(q: torch.Tensor, k: torch.Tensor, length: int, chunk_size: int = 256) -> torch.Tensor:
+def rotary_gqa_qk(module: nn.Module, hidden_states: torch.Tensor, kwargs: dict) -> tuple[torch.Tensor, torch.Tensor]:
+    """Queries and keys of a Llama-style encoder attention with (partial) rotary embeddings and grouped
+    key/value heads (GLM-ASR): the module's own `apply_rotary_pos_emb` with the `position_embeddings`
+    it is called with, then the key heads repeated to match the query heads.
+
+    hidden_states: [B, T, D]. Returns q (scaled), k: [B, heads, T, head_dim].
+    """
+    modeling = sys.modules[type(module).__module__]
+    shape = (*hidden_states.shape[:-1], -1, module.head_dim)
+    q = module.q_proj(hidden_states).view(shape).transpose(1, 2)
+    k = module.k_proj(hidden_states).view(shape).transpose(1, 2)
+    cos, sin = kwargs["position_embeddings"]
+    q, k = modeling.apply_rotary_pos_emb(q, k, cos, sin)
+    return q * module.scaling, modeling.repeat_kv(k, module.num_key_value_groups)
+
+
+def packed_qk(module: nn.Module, hidden_states: torch.Tensor, kwargs: dict) -> tuple[torch.Tensor, torch.Tensor]:
+    """Queries and keys of an encoder attention over a packed sequence [T, D] without batch dimension
+    (Qwen2.5-Omni; its blocks come from `cu_seqlens`). Returns q (scaled), k: [1, heads, T, head_dim]."""
+    t = hidden_states.shape[0]
+    q = module.q_proj(hidden_states).reshape(t, module.num_heads, -1).transpose(0, 1)
+    k = module.k_proj(hidden_states).reshape(t, module.num_heads, -1).transpose(0, 1)
+    return (q * module.scaling).unsqueeze(0), k.unsqueeze(0)
+
+
+@dataclass(frozen=True)
+class Span:
+    """A stretch of one row of the attention input: frames [start, start + length) are the queries
+    and the scored keys; the softmax runs over keys [start, start + keys) (keys >= length: an
+    encoder without a key mask also attends to the padding after the valid frames)."""
+
+    start: int
+    length: int
+    keys: int
+
+
+def spans_of(rows: Sequence) -> list[list[Span]]:
+    """Normalise a row description: an int n means one span of n valid frames attending to each other."""
+    return [[Span(0, int(r), int(r))] if isinstance(r, int) or torch.is_tensor(r) else list(r) for r in rows]
+
+
+def received_attention(
+    q: torch.Tensor, k: torch.Tensor, length: int, chunk_size: int = 256, keys: int | None = None
+) -> torch.Tensor:
     """Attention received by each of the first `length` keys from the first `length` queries.
 
-    q, k: [heads, T, head_dim] (q already scaled). Returns [length] float32: per key, the sum over
-    valid queries of the softmax weights over valid keys, averaged over heads.
+    q, k: [heads, T, head_dim] (q already scaled). The softmax of each query runs over the first
+    `keys` keys (default `length`). Returns [length] float32: per key, the sum over the queries of
+    their softmax weights, averaged over heads.
     """
+    keys = length if keys is None else keys
     q = q[:, :length].float()
-    k = k[:, :length].float()
+    k = k[:, :keys].float()
     total = torch.zeros(q.shape[0], length, dtype=torch.float32, device=q.device)
     for start in range(0, length, chunk_size):
         weights = torch.softmax(q[:, start : start + chunk_size] @ k.transpose(-1, -2), dim=-1)
-        total += weights.sum(dim=1)
+        total += weights[..., :length].sum(dim=1)
     return total.mean(dim=0)
 
 
@@ -58,17 +114,18 @@ class ReceivedAttention:
     """Context manager recording, for one attention module, the attention each frame receives.
 
     attention: the self-attention module to observe (e.g. ``encoder.layers[-1].self_attn``).
-    valid_lengths: [B] number of valid (non-padded) frames in each batch row, known before the
-        forward pass (from the feature mask).
-    qk: how to get scaled queries and keys from the module's input (see `whisper_qk`).
+    rows: one entry per batch row of the module's input, known before the forward pass (from the
+        feature mask): the number of valid (non-padded) frames, or a list of `Span`s.
+    qk: how to get scaled queries and keys [B, heads, T, head_dim] from the module's input (see
+        `whisper_qk`, `rotary_gqa_qk`, `packed_qk`).
 
-    After the forward pass, `scores` is a list of B float32 tensors, row b of shape
-    [valid_lengths[b]], and `ms` is the time the hook itself took.
+    After the forward pass, `scores` is a list of B float32 tensors, row b the concatenated scores
+    of its spans (shape [valid frames of row b]), and `ms` is the time the hook itself took.
     """
 
-    def __init__(self, attention: nn.Module, valid_lengths, qk: QKFn = whisper_qk, chunk_size: int = 256):
+    def __init__(self, attention: nn.Module, rows, qk: QKFn = whisper_qk, chunk_size: int = 256):
         self.attention = attention
-        self.valid_lengths = [int(n) for n in valid_lengths]
+        self.rows = spans_of(rows)
         self.qk = qk
         self.chunk_size = chunk_size
         self.scores: list[torch.Tensor] | None = None
@@ -91,17 +148,38 @@ class ReceivedAttention:
     @torch.no_grad()
     def _hook(self, module: nn.Module, args: tuple, kwargs: dict):
         hidden_states = args[0] if args else kwargs["hidden_states"]
-        if hidden_states.shape[0] != len(self.valid_lengths):
-            raise ValueError(
-                f"ReceivedAttention got {hidden_states.shape[0]} batch rows but {len(self.valid_lengths)} lengths."
-            )
+        rows = hidden_states.shape[0] if hidden_states.dim() == 3 else 1  # a 2-D input is one packed row
+        if rows != len(self.rows):
+            raise ValueError(f"ReceivedAttention got {rows} batch rows but {len(self.rows)} lengths.")
         with Stopwatch(hidden_states.device) as sw:
             q, k = self.qk(module, hidden_states, kwargs)
-            self.scores = [received_attention(q[b], k[b], n, self.chunk_size) for b, n in enumerate(self.valid_lengths)]
+            self.scores = [
+                torch.cat(
+                    [
+                        received_attention(
+                            q[b, :, s.start : s.start + s.keys],
+                            k[b, :, s.start : s.start + s.keys],
+                            s.length,
+                            self.chunk_size,
+                            s.keys,
+                        )
+                        for s in spans
+                    ]
+                )
+                for b, spans in enumerate(self.rows)
+            ]
         self.ms += sw.ms
+
+
+def normalise(frame_scores: torch.Tensor) -> torch.Tensor:
+    """Rescale one window's frame scores [L] to sum to L (mean 1). A no-op up to rounding where the
+    softmax ran over the valid frames only; for GLM-ASR it removes the share that went to padding."""
+    total = frame_scores.sum()
+    return frame_scores * (len(frame_scores) / total) if total > 0 else frame_scores
 
 
 def pool_scores(frame_scores: torch.Tensor, n_tokens: int, stride: int = 2) -> torch.Tensor:
     """Map frame scores [>= stride * n_tokens] to LLM-token scores [n_tokens] the way the encoder
-    pools its frames: token j is the mean of frames stride*j .. stride*j + stride - 1."""
+    pools its frames (average pooling, or concatenation of `stride` frames into one token): token j
+    is the mean of frames stride*j .. stride*j + stride - 1."""
     return frame_scores[: stride * n_tokens].view(n_tokens, stride).mean(dim=1)

@@ -1,5 +1,6 @@
 """Shared fixtures: tiny real models (built once per session) and generated audio files."""
 
+import math
 import os
 
 os.environ["HF_HUB_OFFLINE"] = "1"  # a forgotten hub access fails fast instead of hanging
@@ -12,7 +13,49 @@ import torch
 
 torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
 
-TINY_KEYS = ["tiny-qwen2-audio", "tiny-audio-flamingo-3"]
+TINY_KEYS = [
+    "tiny-qwen2-audio",
+    "tiny-audio-flamingo-3",
+    "tiny-music-flamingo",
+    "tiny-glm-asr",
+    "tiny-voxtral-mini",
+    "tiny-qwen2.5-omni",
+    "tiny-whisper",
+]
+# decoder-only families: audio placeholders in the prompt, inputs_embeds into the language model
+LLM_KEYS = [key for key in TINY_KEYS if key != "tiny-whisper"]
+# a clip length per family that exercises its windows: two (the second partial) where it has them
+SECONDS = {
+    "tiny-qwen2-audio": 10.0,
+    "tiny-audio-flamingo-3": 45.0,
+    "tiny-music-flamingo": 45.0,
+    "tiny-glm-asr": 45.0,
+    "tiny-voxtral-mini": 45.0,
+    "tiny-qwen2.5-omni": 10.0,
+    "tiny-whisper": 10.0,
+}
+
+
+def expected_tokens(lm, seconds: float) -> int:
+    """N for a clip of `seconds`: valid audio only, or whole windows where the model gets the padding too."""
+    if lm.feature_mask_key is None:
+        return math.ceil(seconds / lm.window_seconds) * round(lm.window_seconds / lm.token_duration)
+    return int(seconds / lm.token_duration)
+
+
+def expected_windows(lm, seconds: float) -> int:
+    return math.ceil(min(seconds, lm.max_seconds) / lm.window_seconds)
+
+
+def n_audio(lm, inputs) -> int:
+    """N of the first row of a processor output."""
+    return lm._audio_counts(inputs)[0]
+
+
+def new_tokens(out, inputs) -> list:
+    """The generated ids of a native `generate` on `inputs` (decoder-only models return the prompt first)."""
+    offset = inputs["input_ids"].shape[1] if "input_ids" in inputs else 0
+    return out[:, offset:].tolist()
 
 
 def scene(seconds: float, rate: int = 16000, seed: int = 0) -> np.ndarray:

@@ -11,6 +11,8 @@ import pytest
 import soundfile
 
 from segprune.cli import main
+from segprune.models import registry
+from tests.conftest import SECONDS, TINY_KEYS, expected_tokens, expected_windows
 
 
 def run_cli(capsys, *argv):
@@ -19,8 +21,10 @@ def run_cli(capsys, *argv):
     return code, out, err
 
 
-@pytest.mark.parametrize("key,seconds,windows", [("tiny-qwen2-audio", 10.0, 1), ("tiny-audio-flamingo-3", 45.0, 2)])
-def test_run_json_fields_are_consistent(capsys, wav_factory, key, seconds, windows):
+@pytest.mark.parametrize("key", TINY_KEYS)
+def test_run_json_fields_are_consistent(capsys, wav_factory, key):
+    seconds = SECONDS[key]
+    family = registry()[key].family
     wav = wav_factory(seconds)
     code, out, err = run_cli(
         capsys,
@@ -61,12 +65,12 @@ def test_run_json_fields_are_consistent(capsys, wav_factory, key, seconds, windo
         assert {"text", "token_ids", "prefill_ms", "prompt_tokens"} <= set(record[side])
         assert record[side]["prefill_ms"] > 0
     n = record["n_audio_tokens"]
-    assert n == int(seconds * 25)
+    assert n == expected_tokens(family, seconds)
     assert record["method"] == "segmentwise" and record["segments"] == 10 and record["keep_ratio"] == 0.25
     assert len(record["kept_indices"]) == record["n_kept"] == math.floor(0.25 * n + 0.5)
     assert record["kept_indices"] == sorted(set(record["kept_indices"]))
     assert len(record["scores"]) == len(record["token_seconds"]) == n
-    assert len(record["window_starts"]) == windows
+    assert len(record["window_starts"]) == expected_windows(family, seconds)
     assert record["full"]["prompt_tokens"] - record["pruned"]["prompt_tokens"] == n - record["n_kept"]
     assert record["random_weights"] is True and "random weights" in err  # said prominently
 

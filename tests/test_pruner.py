@@ -5,7 +5,7 @@ import torch
 
 import segprune
 from segprune import keep_count, load_audio
-from tests.conftest import TINY_KEYS, scene
+from tests.conftest import LLM_KEYS, TINY_KEYS, n_audio, new_tokens, scene
 
 PROMPT = "Describe the sound."
 
@@ -13,7 +13,7 @@ PROMPT = "Describe the sound."
 def plain_generate(model, inputs, n=8):
     with torch.inference_mode():
         out = model.generate(**inputs, max_new_tokens=n, do_sample=False)
-    return out[:, inputs["input_ids"].shape[1] :].tolist()
+    return new_tokens(out, inputs)
 
 
 @pytest.mark.parametrize("key", TINY_KEYS)
@@ -24,10 +24,10 @@ def test_keep_one_inside_the_context_is_the_plain_model(tiny_models, key):
     with segprune.prune(lm.model, method="segmentwise", keep_ratio=1.0) as pruner, torch.inference_mode():
         out = lm.model.generate(**inputs, max_new_tokens=8, do_sample=False)
     assert out[:, pruner.prompt_length :].tolist() == plain
-    assert pruner.selections[0].k == (inputs["input_ids"] == lm.audio_token_id).sum()
+    assert pruner.selections[0].k == n_audio(lm, inputs)
 
 
-@pytest.mark.parametrize("key", TINY_KEYS)
+@pytest.mark.parametrize("key", LLM_KEYS)
 def test_pruned_generate_feeds_k_tokens_and_undoes_the_patch(tiny_models, key):
     lm = tiny_models[key]
     inputs = lm.inputs(load_audio(scene(8.0)), PROMPT)

@@ -1,79 +1,99 @@
 """The scoring hook against eager attention weights of the same layer, and its clean removal."""
 
+import sys
+
 import numpy as np
 import pytest
 import torch
-from transformers.masking_utils import create_bidirectional_mask
+from transformers import AttentionInterface
+from transformers.masking_utils import AttentionMaskInterface, eager_mask
 
 from segprune.audio import load_audio
-from segprune.scoring import ReceivedAttention, pool_scores
-from tests.conftest import TINY_KEYS, scene
+from segprune.scoring import ReceivedAttention, normalise, pool_scores
+from tests.conftest import SECONDS, TINY_KEYS, expected_tokens, scene
+
+CAPTURE = "segprune_test_eager_capture"
 
 
-def capture_layer_input(lm, inputs):
-    """Run the audio path once and capture the last attention layer's input hidden states."""
-    seen = {}
+def audio_path_with_hook(lm, inputs, chunk_size=256, eager=True):
+    """Run the family's audio path on `inputs` with the scoring hook on its last attention layer,
+    and with EAGER attention in the encoder through a capturing attention function (registered
+    under its own name through transformers' public AttentionInterface, with the eager mask
+    format), which records the attention weights of the scoring layer as the model computes them,
+    with the model's own masks, blocks and rotary embeddings.
 
-    def grab(module, args, kwargs):
-        seen["hidden"] = (args[0] if args else kwargs["hidden_states"]).detach().clone()
+    Returns (hook, spans per row, weights: one [rows, heads, q, k] tensor per attention call).
+    With eager=False the encoder runs as configured (SDPA) and nothing is captured."""
+    target, captured = lm._scoring_attention(), []
 
-    attn = lm._scoring_attention()
-    handle = attn.register_forward_pre_hook(grab, with_kwargs=True)
-    try:
-        lm.encode(inputs)
-    finally:
-        handle.remove()
-    return attn, seen["hidden"]
+    def capture(module, query, key, value, attention_mask, **kwargs):
+        eager = sys.modules[type(module).__module__].eager_attention_forward
+        out, weights = eager(module, query, key, value, attention_mask, **kwargs)
+        if module is target:
+            captured.append(weights.detach().clone())
+        return out, weights
 
-
-def eager_received(lm, attn, hidden, frame_lengths):
-    """Received attention from the layer's own eager attention weights [B, heads, T, T]."""
-    config = lm.model.model.audio_tower.config
+    AttentionInterface.register(CAPTURE, capture)
+    AttentionMaskInterface.register(CAPTURE, eager_mask)
+    features = inputs["input_features"]
+    mask = lm._feature_mask(inputs)
+    frame_lengths = lm._frame_lengths(mask.sum(-1))
+    rows = lm._scoring_rows(frame_lengths, lm._frame_lengths(features.shape[-1]))
+    config = lm.audio_encoder.config
     saved = config._attn_implementation
-    config._attn_implementation = "eager"
+    config._attn_implementation = CAPTURE if eager else saved
     try:
-        t = hidden.shape[1]
-        valid = torch.arange(t)[None, :] < frame_lengths[:, None]
-        mask = create_bidirectional_mask(config=config, inputs_embeds=hidden, attention_mask=valid.long())
-        with torch.no_grad():
-            _, weights = attn(hidden_states=hidden, attention_mask=mask)
+        with ReceivedAttention(target, rows, lm.scoring_qk, chunk_size=chunk_size) as hook, torch.no_grad():
+            lm._audio_embeddings(features, mask, inputs.get("input_ids"))
     finally:
         config._attn_implementation = saved
+    return hook, rows, captured
+
+
+def eager_received(rows, captured):
+    """Per row, per span: the eager weights summed over the span's queries, averaged over heads,
+    for the span's keys (one captured call per span for a block-diagonal encoder, else one call
+    holding every row)."""
+    spans = [span for row in rows for span in row]
+    blocks = len(captured) == len(spans) > 1
     out = []
-    for b, n in enumerate(frame_lengths.tolist()):
-        out.append(weights[b, :, :n, :n].sum(dim=1).mean(dim=0))  # sum over valid queries, mean over heads
+    for b, row in enumerate(rows):
+        parts = []
+        for span in row:
+            w = captured.pop(0)[0] if blocks else captured[0][b, :, span.start :, span.start :]
+            parts.append(w[:, : span.length, : span.length].sum(dim=1).mean(dim=0))
+        out.append(torch.cat(parts))
     return out
 
 
 @pytest.mark.parametrize("key", TINY_KEYS)
 def test_hook_matches_eager_attention_of_last_layer(tiny_models, key):
     lm = tiny_models[key]
-    seconds = 45.0 if "flamingo" in key else 12.3  # AF3: a full window and a partial one
+    seconds = SECONDS[key] + 2.3  # windowed families: a full window and a partial one
     inputs = lm.inputs(load_audio(scene(seconds)), "Describe the sound.")
-    attn, hidden = capture_layer_input(lm, inputs)
-    frame_lengths = lm._frame_lengths(inputs[lm.feature_mask_key].sum(-1))
-    expected = eager_received(lm, attn, hidden, frame_lengths)
-    with ReceivedAttention(attn, frame_lengths.tolist(), lm.scoring_qk, chunk_size=100) as hook, torch.no_grad():
-        attn(hidden_states=hidden, attention_mask=None)
-    assert len(hook.scores) == len(expected)
-    for got, want in zip(hook.scores, expected):
+    hook, rows, captured = audio_path_with_hook(lm, inputs, chunk_size=100)
+    expected = eager_received(rows, captured)
+    assert len(hook.scores) == len(expected) and sum(len(s) for s in expected) > 0
+    for got, want, row in zip(hook.scores, expected, rows):
         assert got.shape == want.shape
         assert torch.max(torch.abs(got - want)).item() < 1e-5
-        assert got.sum().item() == pytest.approx(len(got), rel=1e-4)  # each valid query spends 1
+        for span, part in zip(row, got.split([s.length for s in row])):
+            if span.keys == span.length:  # each query spends 1 on the scored frames
+                assert part.sum().item() == pytest.approx(span.length, rel=1e-4)
+            else:  # GLM-ASR: valid queries also attend to the padding, which is not a candidate
+                assert part.sum().item() < span.length
 
 
 @pytest.mark.parametrize("key", TINY_KEYS)
 def test_token_scores_pool_frames_like_the_encoder(tiny_models, key):
     lm = tiny_models[key]
     inputs = lm.inputs(load_audio(scene(7.0)), "Describe.")
-    attn, hidden = capture_layer_input(lm, inputs)
-    frame_lengths = lm._frame_lengths(inputs[lm.feature_mask_key].sum(-1))
-    with ReceivedAttention(attn, frame_lengths.tolist(), lm.scoring_qk) as hook, torch.no_grad():
-        attn(hidden_states=hidden, attention_mask=None)
+    hook, _, _ = audio_path_with_hook(lm, inputs, eager=False)
     tokens = lm.encode(inputs)[0]
-    frames = hook.scores[0]
-    assert tokens.n == 175  # 25 tokens per second
-    want = (frames[0 : 2 * tokens.n : 2] + frames[1 : 2 * tokens.n : 2]) / 2
+    frames = normalise(hook.scores[0])
+    assert tokens.n == expected_tokens(lm, 7.0)  # e.g. 25 tokens per second, 12.5 for GLM-ASR
+    per = lm.frames_per_token  # 2 frames averaged into a token, 4 concatenated (GLM-ASR, Voxtral), 1 (Whisper)
+    want = frames[: per * tokens.n].view(tokens.n, per).mean(dim=1)
     np.testing.assert_allclose(tokens.scores, want.double().numpy(), atol=1e-6)
     assert abs(tokens.scores.mean() - 1.0) < 0.05  # mean 1 = uniform share
 

@@ -17,10 +17,23 @@ import torch
 
 from .audioflamingo3 import AudioFlamingo3LM
 from .base import AudioLM, AudioTokens, Generation, LLMInputs
+from .glmasr import GlmAsrLM
+from .musicflamingo import MusicFlamingoLM
+from .qwen2_5_omni import Qwen25OmniLM
 from .qwen2_audio import Qwen2AudioLM
 from .tiny import RANDOM_WEIGHTS_NOTE
+from .voxtral import VoxtralLM
+from .whisper import WhisperLM
 
-FAMILIES: tuple[type[AudioLM], ...] = (Qwen2AudioLM, AudioFlamingo3LM)
+FAMILIES: tuple[type[AudioLM], ...] = (
+    Qwen2AudioLM,
+    AudioFlamingo3LM,
+    MusicFlamingoLM,
+    GlmAsrLM,
+    VoxtralLM,
+    Qwen25OmniLM,
+    WhisperLM,
+)
 DEFAULT_MODEL = "qwen2-audio"
 
 
@@ -30,22 +43,21 @@ class ModelLoadError(RuntimeError):
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """A registry entry: `key` loads `family` from `hub_id`, or builds it offline if `tiny`."""
+    """A registry entry: `key` loads `family` from `hub_id`, or builds it offline if `tiny`
+    (then `hub_id` is None)."""
 
     key: str
     family: type[AudioLM]
     tiny: bool
-
-    @property
-    def hub_id(self) -> str | None:
-        return None if self.tiny else self.family.hub_id
+    hub_id: str | None = None
 
 
 def registry() -> dict[str, ModelSpec]:
-    """Every registry key: the real model of each family and its tiny random-weight twin."""
+    """Every registry key: the real model(s) of each family and its tiny random-weight twin."""
     specs = {}
     for family in FAMILIES:
-        specs[family.key] = ModelSpec(family.key, family, tiny=False)
+        for key, hub_id in family.registry_keys().items():
+            specs[key] = ModelSpec(key, family, tiny=False, hub_id=hub_id)
         specs[f"tiny-{family.key}"] = ModelSpec(f"tiny-{family.key}", family, tiny=True)
     return specs
 
@@ -57,7 +69,7 @@ def tiny_keys() -> list[str]:
 def family_for(model_type: str) -> type[AudioLM]:
     """The adapter class for a transformers `config.model_type`."""
     for family in FAMILIES:
-        if family.model_type == model_type:
+        if model_type == family.model_type or model_type in family.model_type_aliases:
             return family
     supported = ", ".join(f"{f.model_type} ({f.key})" for f in FAMILIES)
     raise ModelLoadError(f"Model type '{model_type}' is not supported; supported model types: {supported}.")
@@ -100,16 +112,16 @@ def _family_of(source: str) -> type[AudioLM]:
 
 
 def _from_pretrained(family: type[AudioLM], source: str, device: torch.device, dtype) -> AudioLM:
-    from transformers import AutoProcessor
+    from transformers import AutoConfig
 
     is_local = Path(source).is_dir()
     try:
-        config = family.model_class.config_class.from_pretrained(source)
+        config = AutoConfig.from_pretrained(source)
         random_weights = bool(getattr(config, "segprune_random_weights", False))
-        model = family.model_class.from_pretrained(
-            source, dtype=dtype or default_dtype(device, random_weights), device_map=str(device)
-        )
-        processor = AutoProcessor.from_pretrained(source)
+        model = family.load_pretrained(source, dtype or default_dtype(device, random_weights), device)
+        processor = family.load_processor(source)
+    except ImportError as err:  # e.g. Voxtral's processor without mistral-common
+        raise ModelLoadError(f"Loading '{source}' needs a package that is not installed: {_first_line(err)}") from None
     except (OSError, ValueError) as err:
         if is_local:
             raise ModelLoadError(f"Could not load the model saved in {source}: {_first_line(err)}") from None

@@ -24,21 +24,25 @@ class AudioFlamingo3LM(AudioLM):
     feature_mask_key = "input_features_mask"
     tiny_audio = dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, intermediate_size=128)
 
-    def _audio_embeddings(self, features: torch.Tensor, feature_mask: torch.Tensor) -> torch.Tensor:
+    def _audio_embeddings(self, features: torch.Tensor, feature_mask: torch.Tensor, input_ids=None) -> torch.Tensor:
         return self.model.model.get_audio_features(features, feature_mask, return_dict=True).pooler_output
 
-    @classmethod
-    def random_init(cls, audio: dict, text: dict, name: str, init_std: float = TINY_INIT_STD) -> "AudioFlamingo3LM":
-        specials = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<sound>"]
-        tokenizer = byte_tokenizer(specials, eos="<|im_end|>", pad="<|endoftext|>")
-        template = chatml_template("").replace(
+    @staticmethod
+    def tiny_template() -> str:
+        """ChatML with each clip's <sound> placeholder first in its user turn, as the real template does."""
+        return chatml_template("").replace(
             "<|im_start|>{{ message['role'] }}\n",
             "<|im_start|>{{ message['role'] }}\n{% if message['content'] is not string %}"
             "{% for part in message['content'] %}{% if part['type'] == 'audio' %}<sound>{% endif %}{% endfor %}"
             "{% endif %}",
         )
+
+    @classmethod
+    def random_init(cls, audio: dict, text: dict, name: str, init_std: float = TINY_INIT_STD) -> "AudioFlamingo3LM":
+        specials = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<sound>"]
+        tokenizer = byte_tokenizer(specials, eos="<|im_end|>", pad="<|endoftext|>")
         processor = AudioFlamingo3Processor(
-            feature_extractor=whisper_features(), tokenizer=tokenizer, chat_template=template
+            feature_extractor=whisper_features(), tokenizer=tokenizer, chat_template=cls.tiny_template()
         )
         config = AudioFlamingo3Config(
             audio_config=dict(num_mel_bins=128, initializer_range=init_std, **audio),

@@ -8,9 +8,12 @@ An adapter wraps a native transformers model and its processor and offers four s
     lm.generate(llm_in) / lm.prefill(llm_in)    the language model sees only the kept tokens
 
 `AudioLM` implements every step for decoder-only models whose audio encoder is a Whisper-style
-encoder with 2x average pooling (Qwen2-Audio, Audio Flamingo 3); a family adapter then only
-names its classes, its hub id, its limits and how to run its audio path, and overrides the frame
-and token arithmetic or the scoring layer's queries and keys where its encoder differs.
+encoder run on 30 s windows (Qwen2-Audio, Audio Flamingo 3, MusicFlamingo, Voxtral, GLM-ASR,
+Qwen2.5-Omni); a family adapter then only names its classes, its hub id, its limits and how to run
+its audio path, and overrides the frame and token arithmetic (`frames_per_token`, `_token_lengths`),
+which frames the scoring layer sees (`attends_padding`, `_scoring_rows`) or its queries and keys
+(`scoring_qk`) where its encoder differs. The encoder-decoder Whisper adapter (`whisper.py`) keeps
+`inputs`/`encode` and replaces the language-model half.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from torch import nn
 from transformers import LogitsProcessor, LogitsProcessorList
 
 from ..audio import Audio
-from ..scoring import ReceivedAttention, pool_scores, whisper_qk
+from ..scoring import ReceivedAttention, Span, normalise, pool_scores, whisper_qk
 from ..timing import Stopwatch, synchronize
 from .tiny import TINY_TEXT
 
@@ -76,6 +79,15 @@ class LLMInputs:
         """Length in tokens of the (first) prompt, audio tokens included."""
         return int(self.attention_mask[0].sum())
 
+    @property
+    def sequence_offset(self) -> int:
+        """Where the new tokens start in the sequences that the model's `generate` returns."""
+        return int(self.input_ids.shape[1])
+
+    def generate_kwargs(self) -> dict:
+        """What the model's own `generate` receives instead of the processor output."""
+        return {"input_ids": self.input_ids, "attention_mask": self.attention_mask, "inputs_embeds": self.inputs_embeds}
+
 
 @dataclass
 class Generation:
@@ -103,15 +115,19 @@ class _StepClock(LogitsProcessor):
 class AudioLM:
     """Base adapter. Subclasses set the class variables and implement `_audio_embeddings`."""
 
-    key: ClassVar[str]  # registry key, e.g. "qwen2-audio"
+    key: ClassVar[str]  # registry key, e.g. "qwen2-audio"; the tiny variant is "tiny-<key>"
     model_type: ClassVar[str]  # config.model_type of the family
+    model_type_aliases: ClassVar[tuple[str, ...]] = ()  # other model types this adapter loads
     model_class: ClassVar[type]
     hub_id: ClassVar[str]
+    hub_ids: ClassVar[dict[str, str]] = {}  # registry key -> hub id, for families with several sizes
     max_seconds: ClassVar[float]
-    window_seconds: ClassVar[float] = 30.0
+    window_seconds: ClassVar[float] = 30.0  # one encoder window (token_seconds restart there)
     token_duration: ClassVar[float] = 0.04  # seconds of audio per LLM token
+    frames_per_token: ClassVar[int] = 2  # encoder frames pooled (or concatenated) into one token
+    attends_padding: ClassVar[bool] = False  # the encoder has no key mask: padding frames are keys too
     audio_first: ClassVar[bool] = True  # order of audio and text in the user turn
-    feature_mask_key: ClassVar[str]
+    feature_mask_key: ClassVar[str | None]  # None: the processor returns no mask (all frames valid)
     tiny_audio: ClassVar[dict]  # encoder config fields of the tiny variant
     scoring_qk: ClassVar = staticmethod(whisper_qk)  # queries/keys of the scoring layer
 
@@ -134,6 +150,23 @@ class AudioLM:
         """The tiny random-weight variant (registry key ``tiny-<key>``), built in well under a second."""
         return cls.random_init(cls.tiny_audio, TINY_TEXT, name=f"tiny-{cls.key}")
 
+    @classmethod
+    def registry_keys(cls) -> dict[str, str]:
+        """The registry keys of this family's real models and their hub ids."""
+        return cls.hub_ids or {cls.key: cls.hub_id}
+
+    @classmethod
+    def load_pretrained(cls, source: str, dtype: torch.dtype, device: torch.device) -> nn.Module:
+        """The model from a hub id or local folder (a family whose checkpoints hold more than the
+        model it needs overrides this)."""
+        return cls.model_class.from_pretrained(source, dtype=dtype, device_map=str(device))
+
+    @classmethod
+    def load_processor(cls, source: str):
+        from transformers import AutoProcessor
+
+        return AutoProcessor.from_pretrained(source)
+
     # ------------------------------------------------------------------ properties
     @property
     def device(self) -> torch.device:
@@ -152,9 +185,17 @@ class AudioLM:
         """The most tokens (prompt + answer) the language model reads."""
         return int(self.model.config.get_text_config().max_position_embeddings)
 
+    def prompt_length(self, inputs) -> int:
+        """Tokens of the language model's unpruned prompt for a processor output (audio included)."""
+        return int(inputs["input_ids"].shape[1])
+
     @property
     def language_model(self) -> nn.Module:
         return self.model.model.language_model
+
+    @property
+    def audio_encoder(self) -> nn.Module:
+        return self.model.model.audio_tower
 
     @property
     def tokenizer(self):
@@ -186,47 +227,72 @@ class AudioLM:
         )
 
     # ------------------------------------------------------------------ audio path
-    def _audio_embeddings(self, features: torch.Tensor, feature_mask: torch.Tensor) -> torch.Tensor:
+    def _audio_embeddings(self, features: torch.Tensor, feature_mask: torch.Tensor, input_ids: torch.Tensor):
         """Run the family's audio encoder + projector exactly as its forward does.
 
-        features: [W, mel, frames], feature_mask: [W, frames] (W encoder windows).
-        Returns the valid audio embeddings of all windows in order, [sum of tokens, H].
+        features: [W, mel, frames], feature_mask: [W, frames] (W encoder windows), input_ids: the
+        processor's (unpruned) prompt ids [B, L]. Returns the audio embeddings the language model
+        would receive, all windows in order, [sum of tokens, H].
         """
         raise NotImplementedError
 
     def _scoring_attention(self) -> nn.Module:
         """The encoder's last self-attention module."""
-        return self.model.model.audio_tower.layers[-1].self_attn
+        return self.audio_encoder.layers[-1].self_attn
+
+    def _feature_mask(self, inputs) -> torch.Tensor:
+        """[W, mel frames]: 1 for the valid mel frames of each window (all of them without a mask)."""
+        if self.feature_mask_key is None:
+            features = inputs["input_features"]
+            return torch.ones(features.shape[0], features.shape[-1], dtype=torch.long, device=features.device)
+        return inputs[self.feature_mask_key]
+
+    def _scoring_rows(self, frame_lengths: torch.Tensor, window_frames: int) -> list[list[Span]]:
+        """What the scoring layer's input holds, one list of spans per batch row (see `Span`): the
+        valid frames of each window, attending to the valid frames, or to all frames of the window
+        when the encoder has no key mask."""
+        return [[Span(0, n, window_frames if self.attends_padding else n)] for n in frame_lengths.tolist()]
+
+    def _window_scores(self, frame_scores: list[torch.Tensor], frame_lengths: torch.Tensor) -> list[torch.Tensor]:
+        """LLM-token scores of each encoder window, in order, from the hook's frame scores: each
+        window normalised to mean 1, then pooled like the encoder pools its frames."""
+        token_lengths = self._token_lengths(frame_lengths).clamp(min=0)
+        return [pool_scores(normalise(s), int(n), self.frames_per_token) for s, n in zip(frame_scores, token_lengths)]
 
     @staticmethod
     def _frame_lengths(mel_lengths: torch.Tensor) -> torch.Tensor:
         """Valid encoder frames (after the stride-2 convolution) per window."""
         return (mel_lengths - 1) // 2 + 1
 
-    @staticmethod
-    def _token_lengths(frame_lengths: torch.Tensor) -> torch.Tensor:
-        """LLM tokens per window after the 2x average pooling."""
-        return (frame_lengths - 2) // 2 + 1
+    @classmethod
+    def _token_lengths(cls, frame_lengths: torch.Tensor) -> torch.Tensor:
+        """LLM tokens per window after pooling (or concatenating) `frames_per_token` frames."""
+        n = cls.frames_per_token
+        return (frame_lengths - n) // n + 1
 
     @torch.inference_mode()
     def encode(self, inputs) -> list[AudioTokens]:
         """Encode the audio of a processed batch once: one `AudioTokens` per batch row, with the
         row's N equal to its number of audio placeholders."""
-        features = inputs["input_features"].to(self.device, self.model.model.audio_tower.dtype)
-        feature_mask = inputs[self.feature_mask_key].to(self.device)
+        features = inputs["input_features"].to(self.device, self.audio_encoder.dtype)
+        feature_mask = self._feature_mask(inputs).to(self.device)
         frame_lengths = self._frame_lengths(feature_mask.sum(-1))
-        token_lengths = self._token_lengths(frame_lengths).clamp(min=0)
+        rows = self._scoring_rows(frame_lengths, self._frame_lengths(features.shape[-1]))
+        input_ids = inputs["input_ids"].to(self.device) if "input_ids" in inputs else None
         with (
             Stopwatch(self.device) as total,
-            ReceivedAttention(self._scoring_attention(), frame_lengths.tolist(), self.scoring_qk) as hook,
+            ReceivedAttention(self._scoring_attention(), rows, self.scoring_qk) as hook,
         ):
-            embeddings = self._audio_embeddings(features, feature_mask)
-        window_scores = [pool_scores(s, int(n)) for s, n in zip(hook.scores, token_lengths)]
-        return self._split_rows(inputs["input_ids"], embeddings, window_scores, total.ms - hook.ms, hook.ms)
+            embeddings = self._audio_embeddings(features, feature_mask, input_ids)
+        window_scores = self._window_scores(hook.scores, frame_lengths)
+        return self._split_rows(self._audio_counts(inputs), embeddings, window_scores, total.ms - hook.ms, hook.ms)
 
-    def _split_rows(self, input_ids, embeddings, window_scores, encoder_ms, scoring_ms) -> list[AudioTokens]:
-        """Assign consecutive windows to batch rows by each row's placeholder count."""
-        counts = (input_ids == self.audio_token_id).sum(-1).tolist()
+    def _audio_counts(self, inputs) -> list[int]:
+        """N of each batch row: its number of audio placeholders."""
+        return (inputs["input_ids"] == self.audio_token_id).sum(-1).tolist()
+
+    def _split_rows(self, counts, embeddings, window_scores, encoder_ms, scoring_ms) -> list[AudioTokens]:
+        """Assign consecutive windows to batch rows by each row's audio token count."""
         window_sizes = [len(s) for s in window_scores]
         if sum(counts) != sum(window_sizes) or embeddings.shape[0] != sum(window_sizes):
             raise RuntimeError(
@@ -288,6 +354,8 @@ class AudioLM:
         embeds = self.model.get_input_embeddings()(new_ids)
         audio_mask = (new_ids == self.audio_token_id).unsqueeze(-1).expand_as(embeds)
         audio = torch.cat([k.to(embeds.device, embeds.dtype) for k in kept])
+        if int(audio_mask.sum()) != audio.numel():  # masked_scatter would silently take a prefix
+            raise RuntimeError(f"{int(audio_mask[..., 0].sum())} audio placeholders for {audio.shape[0]} embeddings.")
         embeds = embeds.masked_scatter(audio_mask, audio)
         return LLMInputs(new_ids, new_mask, embeds, [int(k.shape[0]) for k in kept])
 
@@ -304,9 +372,7 @@ class AudioLM:
         clock = _StepClock(self.device)
         with Stopwatch(self.device) as sw:
             out = self.model.generate(
-                input_ids=x.input_ids,
-                attention_mask=x.attention_mask,
-                inputs_embeds=x.inputs_embeds,
+                **x.generate_kwargs(),
                 max_new_tokens=max_new_tokens,
                 do_sample=False,
                 num_beams=1,
@@ -316,7 +382,7 @@ class AudioLM:
         steps = np.diff(clock.times) * 1e3
         per_token = float(np.mean(steps)) if len(steps) else float("nan")
         eos, results = self._eos_ids(), []
-        for row in out[:, x.input_ids.shape[1] :].tolist():
+        for row in out[:, x.sequence_offset :].tolist():
             end = next((i + 1 for i, t in enumerate(row) if t in eos), len(row))  # batch rows pad after EOS
             results.append(Generation(row[:end], self.decode(row[:end]), sw.ms, per_token))
         return results

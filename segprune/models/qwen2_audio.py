@@ -27,7 +27,7 @@ class Qwen2AudioLM(AudioLM):
     feature_mask_key = "feature_attention_mask"
     tiny_audio = dict(d_model=64, encoder_layers=2, encoder_attention_heads=4, encoder_ffn_dim=128)
 
-    def _audio_embeddings(self, features: torch.Tensor, feature_mask: torch.Tensor) -> torch.Tensor:
+    def _audio_embeddings(self, features: torch.Tensor, feature_mask: torch.Tensor, input_ids=None) -> torch.Tensor:
         tower = self.model.model.audio_tower
         frame_lengths, token_lengths = tower._get_feat_extract_output_lengths(feature_mask.sum(-1))
         frames = (features.shape[-1] - 2) // 2 + 1

@@ -37,14 +37,22 @@ def chatml_template(audio_markup: str) -> str:
     return CHATML_TEMPLATE.replace("{{ AUDIO }}", audio_markup)
 
 
-def byte_tokenizer(special_tokens: list[str], eos: str, pad: str) -> PreTrainedTokenizerFast:
-    """Byte-level BPE over the 256 byte symbols (no merges) plus `special_tokens`, built offline."""
-    vocab = {symbol: i for i, symbol in enumerate(sorted(pre_tokenizers.ByteLevel.alphabet()))}
-    tok = Tokenizer(models.BPE(vocab=vocab, merges=[]))
+def byte_tokenizer(
+    special_tokens: list[str], eos: str, pad: str, specials_first: bool = False, **extra
+) -> PreTrainedTokenizerFast:
+    """Byte-level BPE over the 256 byte symbols (no merges) plus `special_tokens`, built offline.
+
+    The special tokens get the ids after the 256 byte symbols, or the ids 0, 1, ... in their order
+    with `specials_first` (for families whose processor hard-codes a special id, e.g. Voxtral's 24).
+    `extra` goes to the tokenizer (e.g. ``extra_special_tokens``).
+    """
+    symbols = sorted(pre_tokenizers.ByteLevel.alphabet())
+    ordered = special_tokens + symbols if specials_first else symbols
+    tok = Tokenizer(models.BPE(vocab={symbol: i for i, symbol in enumerate(ordered)}, merges=[]))
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
     tok.add_special_tokens(special_tokens)
-    return PreTrainedTokenizerFast(tokenizer_object=tok, eos_token=eos, pad_token=pad)
+    return PreTrainedTokenizerFast(tokenizer_object=tok, eos_token=eos, pad_token=pad, **extra)
 
 
 def whisper_features() -> WhisperFeatureExtractor:
@@ -81,6 +89,7 @@ def seeded_init(model_class, config):
         model = model_class(config)
     finally:
         torch.random.set_rng_state(state)
-    model.generation_config.eos_token_id = config.text_config.eos_token_id
-    model.generation_config.pad_token_id = config.text_config.pad_token_id
+    text = config.get_text_config()
+    model.generation_config.eos_token_id = text.eos_token_id
+    model.generation_config.pad_token_id = text.pad_token_id
     return model.eval()
