@@ -162,9 +162,9 @@ def compare(
         raise ValueError("The prompt is empty; ask the model something about the audio.")
     audio, truncated = audio.truncated(lm.max_seconds)
     inputs = lm.inputs(audio, prompt)
-    tokens = lm.encode(inputs)[0]
-    if tokens.n < 1:
+    if int((inputs["input_ids"] == lm.audio_token_id).sum()) < 1:  # the processor found no whole token
         raise AudioError(f"The clip is too short ({audio.seconds * 1000:.0f} ms) to give even one audio token.")
+    tokens = lm.encode(inputs)[0]
 
     chosen = [prune_tokens(tokens, s) for s in settings]
     full_in = lm.assemble(inputs, [tokens.embeddings])
