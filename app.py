@@ -251,7 +251,16 @@ def build_demo(lm, fallback_reason: str | None = None, repeats: int = 3, max_que
         ]
         return c
 
-    def run(audio_path, method, keep, segments, prompt, max_new_tokens, compare_all, progress=gr.Progress()):  # noqa: B008 (Gradio's idiom)
+    def run(
+        audio_path,
+        method,
+        keep,
+        segments,
+        prompt,
+        max_new_tokens,
+        compare_all,
+        progress=gr.Progress(),  # noqa: B008 - Gradio's idiom: it injects the tracker
+    ):
         if not audio_path:
             raise gr.Error("No audio yet: record with the microphone, upload a file or click an example first.")
         if not prompt or not prompt.strip():

@@ -86,11 +86,12 @@ def run_and_wait(page):
 
 def readout(page) -> dict:
     summary = page.locator("#summary").inner_text()
-    n, k = (int(x) for x in re.search(r"K = (\d+) of N = (\d+)", summary).groups()[::-1])
+    k, n = (int(x) for x in re.search(r"K = (\d+) of N = (\d+)", summary).groups())
     points = page.locator("#plot .scatterlayer .point")
     fills = points.evaluate_all("ps => ps.map(p => getComputedStyle(p).fill)")
     plot = page.locator("#plot .js-plotly-plot").evaluate(
-        "gd => ({shapes: (gd.layout.shapes || []).map(s => s.name), domShapes: gd.querySelectorAll('.shapelayer path').length})"
+        "gd => ({shapes: (gd.layout.shapes || []).map(s => s.name),"
+        " domShapes: gd.querySelectorAll('.shapelayer path').length})"
     )
     prefills = [
         float(m)
