@@ -104,11 +104,16 @@ def notices(c, lm) -> list[str]:
     if c.random_weights:
         out.append(f"{c.model} has {RANDOM_WEIGHTS_NOTE}.")
     if c.truncated_seconds > 0:
-        out.append(
-            f"the clip was {c.audio_seconds + c.truncated_seconds:.1f} s but {lm.key} takes at most "
-            f"{lm.max_seconds:.0f} s: the last {c.truncated_seconds:.1f} s were dropped."
-        )
+        out.append(truncation_notice(c, lm))
     return out
+
+
+def truncation_notice(c, lm) -> str:
+    """What was cut off a clip longer than the model takes (the CLI and the app say the same)."""
+    return (
+        f"the clip was {c.audio_seconds + c.truncated_seconds:.1f} s but {lm.key} takes at most "
+        f"{lm.max_seconds:.0f} s: the last {c.truncated_seconds:.1f} s were dropped."
+    )
 
 
 def report(c, lm) -> str:
