@@ -287,7 +287,7 @@ def build_demo(lm, fallback_reason: str | None = None, repeats: int = 3, max_que
             log.exception("request failed")
             raise gr.Error("The model failed on this request; the server log has the details.") from None
         progress(0.95, desc="Drawing")
-        heard, _ = audio.truncated(lm.max_seconds)
+        heard = audio.truncated(lm.max_seconds)
         r = readouts(c, lm)
         figure = token_figure(c, 0, heard.samples, heard.sample_rate)
         table = table_rows(c) if compare_all else None
@@ -310,7 +310,7 @@ def build_demo(lm, fallback_reason: str | None = None, repeats: int = 3, max_que
         gr.Markdown(banner_text, elem_id="banner", elem_classes=banner_classes)
         gr.Markdown(
             "# segprune: the language model hears only K of the audio tokens\n"
-            "Every audio token (25 per second) is scored by the attention it receives in the audio encoder; the "
+            "Every audio token (25 per second for Qwen2-Audio and Audio Flamingo 3) is scored by the attention it receives in the audio encoder; the "
             "pruned model prefills only the K kept ones. Default method: Segmentwise Top-K (Gibier et al., "
             "*Segmentwise Pruning in Audio-Language Models*, arXiv 2511.14293)."
         )

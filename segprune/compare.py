@@ -169,7 +169,7 @@ def encode_clip(lm: AudioLM, audio: Audio | str, prompt: str, max_new_tokens: in
         raise ValueError("The prompt is empty; ask the model something about the audio.")
     if audio.seconds < lm.token_duration:
         raise AudioError(
-            f"The clip is {audio.seconds * 1000:.0f} ms long; {lm.key} needs at least "
+            f"The clip is too short ({audio.seconds * 1000:.0f} ms); {lm.key} needs at least "
             f"{lm.token_duration * 1000:.0f} ms (one audio token)."
         )
     audio = audio.truncated(lm.max_seconds)
