@@ -6,6 +6,8 @@ whole encoder for `output_attentions` forces eager attention in every layer and 
 forward pre-hook on ONE attention module, recomputes that layer's queries and keys from its input,
 and accumulates softmax(QK^T * scale) column sums over valid queries, a chunk of queries at a time.
 The hook changes nothing in the forward pass and is removed on exit, also after an exception.
+It records only forward passes run by the thread that opened it: concurrent requests that encode
+on one shared model (a web app's worker threads) each see their own clip's scores.
 
 Score of frame j in a window with L valid frames:
     received[j] = mean over heads of  sum over valid queries i  of  softmax_i(q_i . k / sqrt(d))[j]
@@ -26,6 +28,7 @@ Encoders differ in which frames attend to which (a `Span` says it for one stretc
 from __future__ import annotations
 
 import sys
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -121,6 +124,8 @@ class ReceivedAttention:
 
     After the forward pass, `scores` is a list of B float32 tensors, row b the concatenated scores
     of its spans (shape [valid frames of row b]), and `ms` is the time the hook itself took.
+    Forward passes of other threads through the same module (other requests on a shared model)
+    are ignored.
     """
 
     def __init__(self, attention: nn.Module, rows, qk: QKFn = whisper_qk, chunk_size: int = 256):
@@ -131,8 +136,10 @@ class ReceivedAttention:
         self.scores: list[torch.Tensor] | None = None
         self.ms = 0.0
         self._handle = None
+        self._thread: int | None = None
 
     def __enter__(self) -> ReceivedAttention:
+        self._thread = threading.get_ident()
         self._handle = self.attention.register_forward_pre_hook(self._hook, with_kwargs=True)
         return self
 
@@ -147,6 +154,8 @@ class ReceivedAttention:
 
     @torch.no_grad()
     def _hook(self, module: nn.Module, args: tuple, kwargs: dict):
+        if threading.get_ident() != self._thread:
+            return  # another thread's forward pass through this shared module: not this request's
         hidden_states = args[0] if args else kwargs["hidden_states"]
         rows = hidden_states.shape[0] if hidden_states.dim() == 3 else 1  # a 2-D input is one packed row
         if rows != len(self.rows):
