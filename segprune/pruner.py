@@ -13,9 +13,14 @@ start with the PRUNED prompt (`pruner.prompt_length` tokens; 0 for Whisper, whos
 only the new tokens, and whose encoder output is pruned before the decoder's cross-attention
 instead of a placeholder run). Only this instance is patched, and
 the patch is undone on exit, also after an exception. Calls without `input_features` pass through.
+Contexts on one model instance in several threads take turns (a per-model lock held for the
+`with` block), so each thread's `generate` is pruned with its own settings.
 """
 
 from __future__ import annotations
+
+import threading
+import weakref
 
 from torch import nn
 
@@ -24,6 +29,16 @@ from .methods import DEFAULT_METHOD, DEFAULT_SEGMENTS, Selection, get_method, ke
 from .models import family_for
 
 _PASSED_THROUGH = ("input_ids", "attention_mask", "inputs_embeds")
+_LOCKS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # model -> RLock of its patch
+_LOCKS_GUARD = threading.Lock()
+
+
+def _patch_lock(model: nn.Module) -> threading.RLock:
+    """The lock that one model instance's `generate` patch is held under (re-entrant: a thread may nest)."""
+    with _LOCKS_GUARD:
+        if model not in _LOCKS:
+            _LOCKS[model] = threading.RLock()
+        return _LOCKS[model]
 
 
 class Pruner:
@@ -46,8 +61,10 @@ class Pruner:
         self.selections: list[Selection] = []
         self.prompt_length = 0
         self._saved = None
+        self._lock = _patch_lock(model)
 
     def __enter__(self) -> Pruner:
+        self._lock.acquire()  # another thread's context on this model ends first
         if "generate" in vars(self.model):
             self._saved = vars(self.model)["generate"]
         original = self.model.generate
@@ -61,10 +78,13 @@ class Pruner:
         return self
 
     def __exit__(self, *exc) -> None:
-        del self.model.generate
-        if self._saved is not None:
-            self.model.generate = self._saved
-            self._saved = None
+        try:
+            del self.model.generate
+            if self._saved is not None:
+                self.model.generate = self._saved
+                self._saved = None
+        finally:
+            self._lock.release()
 
     def _pruned_kwargs(self, kwargs: dict) -> dict:
         kwargs = dict(kwargs)
