@@ -2,6 +2,7 @@
 
 import io
 import math
+import time
 
 import numpy as np
 import pytest
@@ -41,6 +42,16 @@ def test_resampling_quality_44k1_tone_stays_at_1khz_without_aliasing():
     freqs = np.fft.rfftfreq(len(y), 1 / 16000)
     alias = spectrum[(freqs > 4500) & (freqs < 5500)].max()  # 11 kHz would alias to 5 kHz
     assert alias < 1e-3 * spectrum.max()
+
+
+@pytest.mark.parametrize("rate", [44101, 767999])
+def test_odd_sample_rates_resample_fast_and_in_tune(rate):
+    """The exact ratio 16000/767999 would need a 15-million-tap filter (12 s of CPU per second of audio)."""
+    start = time.perf_counter()
+    audio = load_audio((rate, tone(1000.0, 1.0, rate)))
+    assert time.perf_counter() - start < 2.0
+    assert len(audio.samples) == pytest.approx(16000, abs=2)
+    assert peak_hz(audio.samples, 16000) == pytest.approx(1000.0, abs=2.0)
 
 
 @pytest.mark.parametrize("channels", [2, 6])
