@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import shutil
 import sys
 import textwrap
@@ -84,7 +85,8 @@ def register_run(subparsers) -> None:
 def run_command(args) -> int:
     from .compare import Setting, compare
 
-    audio = load_audio(args.audio)  # fail on a bad file before loading a model
+    spec = registry().get(args.model)  # a known model: read no more of the file than it takes
+    audio = load_audio(args.audio, max_seconds=spec.family.max_seconds if spec else None)  # before the model loads
     lm = load_from_args(args)
     setting = Setting(args.method, args.keep, args.segments, args.seed, drop_silent=args.drop_silent)
     c = compare(lm, audio, args.prompt, [setting], max_new_tokens=args.max_new_tokens, repeats=args.repeats)
@@ -108,12 +110,26 @@ def notices(c, lm) -> list[str]:
     return out
 
 
-def truncation_notice(c, lm) -> str:
-    """What was cut off a clip longer than the model takes (the CLI and the app say the same)."""
+def truncation_notice(c, lm, max_seconds: float | None = None) -> str:
+    """What was cut off a clip longer than the model takes (the CLI and the app say the same).
+    max_seconds: a limit below the model's own (the app's) when that is what cut the clip."""
+    who, limit = (f"{lm.key} takes", lm.max_seconds)
+    if max_seconds is not None and max_seconds < lm.max_seconds:
+        who, limit = ("this demo reads", max_seconds)
     return (
-        f"the clip was {c.audio_seconds + c.truncated_seconds:.1f} s but {lm.key} takes at most "
-        f"{lm.max_seconds:.0f} s: the last {c.truncated_seconds:.1f} s were dropped."
+        f"the clip was {c.audio_seconds + c.truncated_seconds:.1f} s but {who} at most "
+        f"{limit:.0f} s: the last {c.truncated_seconds:.1f} s were dropped."
     )
+
+
+def decode_rate(full, pruned) -> str:
+    """Decoding time per token of the full and the pruned run ("12.3 / 11.0 ms per token"); "n/a"
+    for a run that generated a single token (it comes from the prefill: no decoding step to time)."""
+
+    def ms(run) -> str:
+        return f"{run.decode_ms_per_token:.1f}" if math.isfinite(run.decode_ms_per_token) else "n/a"
+
+    return f"{ms(full)} / {ms(pruned)} ms per token"
 
 
 def report(c, lm) -> str:
@@ -149,8 +165,7 @@ def report(c, lm) -> str:
     lines += [
         "",
         f"encoder {c.tokens.encoder_ms:.1f} ms · scoring hook {c.tokens.scoring_ms:.1f} ms · selection "
-        f"{p.select_ms:.3f} ms · decode {c.full.decode_ms_per_token:.1f} / {p.run.decode_ms_per_token:.1f} ms per token"
-        f" · prefill medians of {c.timing_repeats}",
+        f"{p.select_ms:.3f} ms · decode {decode_rate(c.full, p.run)} · prefill medians of {c.timing_repeats}",
     ]
     return "\n".join(lines)
 

@@ -8,6 +8,7 @@ variants on that one encoding, and collect a `Comparison`.
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
 
@@ -41,7 +42,7 @@ class Run:
     prefill_ms: float  # median over the timing repeats
     prefill_ms_min: float
     generate_ms: float  # the whole greedy generation, prefill included
-    decode_ms_per_token: float
+    decode_ms_per_token: float  # NaN after a single new token (it comes from the prefill)
 
 
 @dataclass
@@ -117,7 +118,7 @@ def _run_dict(run: Run) -> dict:
         "prefill_ms": round(run.prefill_ms, 3),
         "prefill_ms_min": round(run.prefill_ms_min, 3),
         "generate_ms": round(run.generate_ms, 3),
-        "decode_ms_per_token": round(run.decode_ms_per_token, 3),
+        "decode_ms_per_token": round(run.decode_ms_per_token, 3) if math.isfinite(run.decode_ms_per_token) else None,
     }
 
 
