@@ -21,6 +21,8 @@ import argparse
 import dataclasses
 import json
 import logging
+import math
+import numbers
 import sys
 from pathlib import Path
 
@@ -28,9 +30,9 @@ import gradio as gr
 import torch
 
 import segprune
-from segprune.audio import AudioError
-from segprune.cli import truncation_notice
-from segprune.methods import DEFAULT_METHOD, DEFAULT_SEGMENTS, METHODS, get_method
+from segprune.audio import ACCEPTED_FORMATS, MAX_RATE, MIN_RATE, AudioError
+from segprune.cli import decode_rate, truncation_notice
+from segprune.methods import DEFAULT_METHOD, DEFAULT_SEGMENTS, METHODS, get_method, keep_count
 from segprune.models import DEFAULT_MODEL, ModelLoadError, default_device, registry
 from segprune.plot import token_figure
 
@@ -44,6 +46,37 @@ PROMPTS = {
 }
 DEFAULT_KEEP = 0.25
 TABLE_HEADERS = ["method", "K kept", "prompt tokens", "prefill ms", "speedup", "answer"]
+
+
+@dataclasses.dataclass(frozen=True)
+class Limits:
+    """What one request may ask of the demo. The defaults suit a public Space; `python app.py
+    --help` lists the flags that change them, and the page shows them under the audio input."""
+
+    max_seconds: float = 120.0  # audio read per clip (and never more than the model takes); the rest is cut
+    max_upload_mb: float = 50.0  # larger uploads are refused before they are read
+    max_new_tokens: int = 256  # the longest answer a visitor can ask for
+    max_queue: int = 16  # requests waiting for the model; more are turned away
+    max_prompt_chars: int = 2000
+    concurrency: int = 1  # requests on the model at once (one at a time on one GPU)
+
+    @property
+    def max_bytes(self) -> int:
+        return int(self.max_upload_mb * 2**20)
+
+    def seconds_for(self, lm) -> float:
+        """The clip length actually used: this demo's limit or the model's own, whichever is smaller."""
+        return min(self.max_seconds, lm.max_seconds)
+
+    def line(self, lm) -> str:
+        """The one line under the audio input that says what is accepted."""
+        return (
+            f"Accepted: {ACCEPTED_FORMATS} files up to {self.max_upload_mb:g} MB, at {MIN_RATE // 1000} to "
+            f"{MAX_RATE // 1000} kHz with any number of channels (resampled to 16 kHz mono); the first "
+            f"{self.seconds_for(lm):g} s of a clip are used. "
+            f"Answers up to {self.max_new_tokens} new tokens, prompts up to {self.max_prompt_chars} characters; "
+            f"{self.max_queue} requests can wait in the queue."
+        )
 
 CSS = """
 #banner { border-left: 6px solid #e8710a; background: #fff4e5; padding: 10px 16px; border-radius: 6px; }
@@ -163,8 +196,9 @@ def banner(lm, fallback_reason: str | None) -> tuple[str, list[str]]:
 # --------------------------------------------------------------------------- readouts
 
 
-def readouts(c, lm) -> dict:
-    """Plain-text readouts of a Comparison for pruned variant 0 (the chosen method)."""
+def readouts(c, lm, audio=None, max_seconds: float | None = None) -> dict:
+    """Plain-text readouts of a Comparison for pruned variant 0 (the chosen method). audio: the
+    loaded clip, to say what it was converted from; max_seconds: the demo's limit on clip length."""
     p = c.pruned[0]
     method = get_method(p.setting.method)
     s_eff = f", S = {len(p.selection.segment_bounds) - 1}" if p.selection.segment_bounds is not None else ""
@@ -181,12 +215,15 @@ def readouts(c, lm) -> dict:
         f"encoder {c.tokens.encoder_ms:.1f} ms (one pass for both models)",
         f"scoring hook {c.tokens.scoring_ms:.1f} ms",
         f"selection {p.select_ms:.2f} ms",
-        f"decoding {c.full.decode_ms_per_token:.1f} / {p.run.decode_ms_per_token:.1f} ms per token (full / pruned)",
+        f"decoding {decode_rate(c.full, p.run)} (full / pruned)",
         f"prefill times are medians of {c.timing_repeats} interleaved runs on {lm.device.type}",
     ]
+    if audio is not None and (audio.source_rate != audio.sample_rate or audio.source_channels > 1):
+        channels = f", {audio.source_channels} channels" if audio.source_channels > 1 else ""
+        facts.insert(1, f"input {audio.source_rate / 1000:g} kHz{channels} → {audio.sample_rate / 1000:g} kHz mono")
     details = [" · ".join(facts)]
     if c.truncated_seconds > 0:
-        details.append(f"⚠️ **Truncated:** {truncation_notice(c, lm)}")
+        details.append(f"⚠️ **Truncated:** {truncation_notice(c, lm, max_seconds)}")
     return {
         "full_text": c.full.text or "(empty answer)",
         "pruned_text": p.run.text or "(empty answer)",
@@ -237,9 +274,76 @@ def _gpu_seconds(audio, prompt, settings, max_new_tokens) -> int:
     return 30 + 10 * len(settings) + max_new_tokens // 8
 
 
-def build_demo(lm, fallback_reason: str | None = None, repeats: int = 3, max_queue: int = 16) -> gr.Blocks:
-    """The Blocks app serving `lm` (loaded once by the caller). Queue: one request at a time on the
-    model, at most `max_queue` waiting. Launch it with `demo.launch(**launch_options())`."""
+class Slider(gr.Slider):
+    """gr.Slider that hands its value to the request function as it came: Gradio's own range check
+    fails with a generic error on a value that is not a number (through the API), and
+    `check_request` answers every bad value with one plain sentence instead."""
+
+    is_template = True  # drawn by the frontend as a plain slider
+
+    def preprocess(self, payload):
+        return payload
+
+
+class Radio(gr.Radio):
+    """gr.Radio whose value reaches `check_request` unchecked (see `Slider`)."""
+
+    is_template = True
+
+    def preprocess(self, payload):
+        return payload
+
+
+def check_request(method, keep, segments, prompt, max_new_tokens, compare_all, limits: Limits):
+    """The request's settings, validated: (method, keep, segments, prompt, max_new_tokens, compare_all).
+    Raises gr.Error with one sentence that says what is wrong and what is accepted."""
+    if not isinstance(method, str) or method not in METHODS:
+        raise gr.Error(f"Unknown pruning method {_shown(method)}; choose one of {', '.join(METHODS)}.")
+    keep_text = "a number in (0, 1], the share of audio tokens kept"
+    if not _is_number(keep):
+        raise gr.Error(f"The keep ratio must be {keep_text}; got {_shown(keep)}.")
+    try:
+        keep_count(1, keep)
+    except ValueError:
+        raise gr.Error(f"The keep ratio must be {keep_text}; got {_shown(keep)}.") from None
+    if not _is_number(segments) or segments != int(segments) or segments < 1:
+        raise gr.Error(
+            f"S (segments) must be a whole number of at least 1 (more than the kept tokens is allowed: "
+            f"S = min(S, K) is used); got {_shown(segments)}."
+        )
+    if not _is_number(max_new_tokens) or max_new_tokens != int(max_new_tokens):
+        max_new_tokens = None
+    if max_new_tokens is None or not 1 <= max_new_tokens <= limits.max_new_tokens:
+        raise gr.Error(f"Max new tokens must be a whole number from 1 to {limits.max_new_tokens}.")
+    if not isinstance(prompt, str) or not prompt.strip():
+        raise gr.Error("The prompt is empty: ask the model something about the audio.")
+    if len(prompt) > limits.max_prompt_chars:
+        raise gr.Error(
+            f"The prompt has {len(prompt)} characters; this demo accepts prompts of up to "
+            f"{limits.max_prompt_chars} characters."
+        )
+    if compare_all not in (None, True, False):
+        raise gr.Error(f"'Compare all methods' must be true or false; got {_shown(compare_all)}.")
+    return method, float(keep), int(segments), prompt.strip(), int(max_new_tokens), bool(compare_all)
+
+
+def _shown(value) -> str:
+    """A visitor's value as an error message quotes it: its repr, cut short."""
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def make_request(lm, limits: Limits | None = None, repeats: int = 3):
+    """The function behind the Run button: (audio path, method, keep, segments, prompt, max new
+    tokens, compare all) -> the page's outputs, or gr.Error with one plain sentence. Every request
+    has its own state (the model's hooks live only inside its own encoder pass); nothing is kept
+    between requests."""
+    limits = limits or Limits()
+    max_seconds = limits.seconds_for(lm)
 
     @_gpu(duration=_gpu_seconds)
     def infer(audio, prompt, settings, max_new_tokens):
@@ -263,22 +367,25 @@ def build_demo(lm, fallback_reason: str | None = None, repeats: int = 3, max_que
     ):
         if not audio_path:
             raise gr.Error("No audio yet: record with the microphone, upload a file or click an example first.")
-        if not prompt or not prompt.strip():
-            raise gr.Error("The prompt is empty: ask the model something about the audio.")
-        try:
-            audio = segprune.load_audio(audio_path)
+        if not isinstance(audio_path, (str, Path)):
+            raise gr.Error("The audio must be an uploaded file or a recording.")
+        method, keep, segments, prompt, max_new_tokens, compare_all = check_request(
+            method, keep, segments, prompt, max_new_tokens, compare_all, limits
+        )
+        try:  # never more than the limits: a huge upload is refused by size, a long one read in part
+            audio = segprune.load_audio(audio_path, max_seconds=max_seconds, max_bytes=limits.max_bytes)
         except AudioError as err:
             raise gr.Error(str(err)) from None
-        if audio.seconds > lm.max_seconds:
+        if audio.truncated_seconds > 0:
             gr.Warning(
-                f"The clip is {audio.seconds:.1f} s long; {lm.key} takes at most {lm.max_seconds:.0f} s, "
-                f"so only the first {lm.max_seconds:.0f} s are used."
+                f"The clip is {audio.seconds + audio.truncated_seconds:.1f} s long; only its first "
+                f"{max_seconds:g} s are used."
             )
         names = [method] + ([m for m in METHODS if m != method] if compare_all else [])
-        settings = [segprune.Setting(m, float(keep), int(segments)) for m in names]
+        settings = [segprune.Setting(m, keep, segments) for m in names]
         progress(0.1, desc="Encoding the clip once, then running the full and the pruned model")
         try:
-            c = infer(audio, prompt.strip(), settings, int(max_new_tokens))
+            c = infer(audio, prompt, settings, max_new_tokens)
         except gr.Error:
             raise
         except (AudioError, ValueError) as err:
@@ -287,9 +394,8 @@ def build_demo(lm, fallback_reason: str | None = None, repeats: int = 3, max_que
             log.exception("request failed")
             raise gr.Error("The model failed on this request; the server log has the details.") from None
         progress(0.95, desc="Drawing")
-        heard = audio.truncated(lm.max_seconds)
-        r = readouts(c, lm)
-        figure = token_figure(c, 0, heard.samples, heard.sample_rate)
+        r = readouts(c, lm, audio, max_seconds)
+        figure = token_figure(c, 0, audio.samples, audio.sample_rate)
         table = table_rows(c) if compare_all else None
         return (
             r["summary"],
@@ -301,6 +407,16 @@ def build_demo(lm, fallback_reason: str | None = None, repeats: int = 3, max_que
             r["details"],
             table,
         )
+
+    return run
+
+
+def build_demo(lm, fallback_reason: str | None = None, repeats: int = 3, limits: Limits | None = None) -> gr.Blocks:
+    """The Blocks app serving `lm` (loaded once by the caller) within `limits` (default `Limits()`):
+    `limits.concurrency` requests on the model at a time, at most `limits.max_queue` waiting.
+    Launch it with `demo.launch(**launch_options(limits))`."""
+    limits = limits or Limits()
+    run = make_request(lm, limits, repeats)
 
     banner_text, banner_classes = banner(lm, fallback_reason)
     noun = "output (random weights: meaningless text)" if lm.random_weights else "answer"
@@ -317,10 +433,11 @@ def build_demo(lm, fallback_reason: str | None = None, repeats: int = 3, max_que
         with gr.Row():
             with gr.Column(scale=2, min_width=320):
                 audio = gr.Audio(sources=["upload", "microphone"], type="filepath", label="Audio clip", elem_id="audio")
+                gr.Markdown(limits.line(lm), elem_id="limits", elem_classes=["stats"])
                 with gr.Group():
                     preset = gr.Radio(list(PROMPTS), value="Captioning", label="Prompt preset", elem_id="preset")
                     prompt = gr.Textbox(PROMPTS["Captioning"], label="Prompt", lines=1, max_lines=4, elem_id="prompt")
-                method = gr.Radio(
+                method = Radio(
                     method_choices,
                     value=DEFAULT_METHOD,
                     label="Pruning method",
@@ -328,13 +445,18 @@ def build_demo(lm, fallback_reason: str | None = None, repeats: int = 3, max_que
                     info=METHODS[DEFAULT_METHOD].summary,
                 )
                 with gr.Row():
-                    keep = gr.Slider(
+                    keep = Slider(
                         0.01, 1.0, value=DEFAULT_KEEP, step=0.01, label="Keep ratio (share kept)", elem_id="keep"
                     )
-                    segments = gr.Slider(1, 50, value=DEFAULT_SEGMENTS, step=1, label="Segments S", elem_id="segments")
+                    segments = Slider(1, 50, value=DEFAULT_SEGMENTS, step=1, label="Segments S", elem_id="segments")
                 with gr.Row():
-                    max_new_tokens = gr.Slider(
-                        1, 256, value=64, step=1, label="Max new tokens", elem_id="max-new-tokens"
+                    max_new_tokens = Slider(
+                        1,
+                        limits.max_new_tokens,
+                        value=min(64, limits.max_new_tokens),
+                        step=1,
+                        label="Max new tokens",
+                        elem_id="max-new-tokens",
                     )
                     compare_all = gr.Checkbox(
                         False, label="Compare all methods (one encoder pass)", elem_id="compare-all"
@@ -385,13 +507,23 @@ def build_demo(lm, fallback_reason: str | None = None, repeats: int = 3, max_que
             [summary, full_text, full_stats, pruned_text, pruned_stats, plot, details, table],
             api_name="run",
         )
-    demo.queue(default_concurrency_limit=1, max_size=max_queue)
+    demo.queue(default_concurrency_limit=limits.concurrency, max_size=limits.max_queue)
     return demo
 
 
-def launch_options() -> dict:
-    """Arguments for `demo.launch` that belong to the page (Gradio 6: theme and css go here)."""
-    return dict(theme=gr.themes.Default(), css=CSS, allowed_paths=[str(ASSETS)])
+def launch_options(limits: Limits | None = None) -> dict:
+    """Arguments for `demo.launch` that belong to the page (Gradio 6: theme and css go here) and to
+    what it exposes: uploads over the size limit are refused by the server before anything reads
+    them, and the only files served besides a visitor's own uploads are those in `assets/`. No
+    public share link (`share` stays off; a Space needs none)."""
+    limits = limits or Limits()
+    return dict(
+        theme=gr.themes.Default(),
+        css=CSS,
+        allowed_paths=[str(ASSETS)],
+        max_file_size=limits.max_bytes,
+        show_error=False,  # a failure reaches the page as our one sentence, never as a traceback
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -414,7 +546,37 @@ def main(argv: list[str] | None = None) -> int:
         "--host", default=None, help="server address (default: Gradio's, 127.0.0.1 or $GRADIO_SERVER_NAME)"
     )
     parser.add_argument("--port", type=int, default=None, help="server port (default: Gradio's, 7860)")
+    d = Limits()
+    parser.add_argument(
+        "--max-seconds",
+        type=_positive(float),
+        default=d.max_seconds,
+        help=f"seconds of each clip used; longer clips are cut, with a warning (default {d.max_seconds:g}, "
+        "and never more than the model takes)",
+    )
+    parser.add_argument(
+        "--max-upload-mb", type=_positive(float), default=d.max_upload_mb, help=f"(default {d.max_upload_mb:g})"
+    )
+    parser.add_argument(
+        "--max-new-tokens", type=_positive(int), default=d.max_new_tokens, help=f"(default {d.max_new_tokens})"
+    )
+    parser.add_argument(
+        "--max-queue", type=_positive(int), default=d.max_queue, help=f"requests waiting (default {d.max_queue})"
+    )
+    parser.add_argument(
+        "--concurrency",
+        type=_positive(int),
+        default=d.concurrency,
+        help=f"requests run on the model at once (default {d.concurrency})",
+    )
     args = parser.parse_args(argv)
+    limits = Limits(
+        max_seconds=args.max_seconds,
+        max_upload_mb=args.max_upload_mb,
+        max_new_tokens=args.max_new_tokens,
+        max_queue=args.max_queue,
+        concurrency=args.concurrency,
+    )
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)
 
@@ -427,9 +589,24 @@ def main(argv: list[str] | None = None) -> int:
         print(f"app.py: error: {err}", file=sys.stderr)
         return 2
     log.info("serving %s on %s%s", lm.name, lm.device, f" (fallback: {reason})" if reason else "")
-    demo = build_demo(lm, reason)
-    demo.launch(server_name=args.host, server_port=args.port, **launch_options())
+    demo = build_demo(lm, reason, limits=limits)
+    demo.launch(server_name=args.host, server_port=args.port, **launch_options(limits))
     return 0
+
+
+def _positive(kind):
+    """argparse type: a number of `kind` above 0."""
+
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a {kind.__name__} above 0, got {text!r}") from None
+        if not value > 0 or not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"expected a {kind.__name__} above 0, got {text!r}")
+        return value
+
+    return parse
 
 
 if __name__ == "__main__":

@@ -32,10 +32,11 @@ def free_port() -> int:
 
 
 @contextmanager
-def served(lm, fallback_reason: str | None = None, repeats: int = 1):
-    """The demo for `lm` on http://127.0.0.1:PORT/ for the duration of the block."""
+def served(lm, fallback_reason: str | None = None, repeats: int = 1, limits=None):
+    """The demo for `lm` (within `limits`, default app.Limits()) on http://127.0.0.1:PORT/ for the
+    duration of the block."""
     app = import_app()
-    demo = app.build_demo(lm, fallback_reason, repeats=repeats)
+    demo = app.build_demo(lm, fallback_reason, repeats=repeats, limits=limits)
     port = free_port()
     demo.launch(
         server_name="127.0.0.1",
@@ -43,7 +44,7 @@ def served(lm, fallback_reason: str | None = None, repeats: int = 1):
         prevent_thread_lock=True,
         quiet=True,
         ssr_mode=False,
-        **app.launch_options(),
+        **app.launch_options(limits),
     )
     try:
         yield f"http://127.0.0.1:{port}/"
@@ -80,3 +81,33 @@ def kept_indices(fig: dict) -> list[int]:
 
 def shapes_named(fig: dict, name: str) -> list[dict]:
     return [s for s in fig["layout"].get("shapes", []) if s.get("name") == name]
+
+
+def no_nan_in_figure(fig: dict) -> None:
+    """Every number of the plot is finite, except the gaps (every third point) that separate the
+    waveform's vertical strokes."""
+    for trace in fig["data"]:
+        for axis in ("x", "y", "customdata"):
+            if axis not in trace:
+                continue
+            values = plotly_array(trace[axis]).astype(float).reshape(-1)
+            if trace.get("mode") == "lines" and trace.get("connectgaps") is False:
+                values = values.reshape(-1, 3)[:, :2]
+            assert np.all(np.isfinite(values)), (trace.get("name"), axis)
+    layout = json.dumps(fig["layout"])  # a float NaN or infinity would be written as a bare token
+    assert "NaN" not in layout and "Infinity" not in layout
+
+
+def no_nan_in_text(*texts: str) -> None:
+    """No readout shows a number as nan or inf."""
+    for text in texts:
+        words = text.lower().replace("*", " ").replace("(", " ").split()
+        assert "nan" not in words and "inf" not in words, text
+
+
+def one_sentence(message: str, *needles: str) -> None:
+    """`message` is one plain sentence (no traceback, one line, a full stop) holding every needle."""
+    assert "Traceback" not in message and "\n" not in message.strip(), message
+    assert message.strip().endswith("."), message
+    for needle in needles:
+        assert needle in message, (needle, message)
