@@ -78,6 +78,7 @@ class Limits:
             f"{self.max_queue} requests can wait in the queue."
         )
 
+
 CSS = """
 #banner { border-left: 6px solid #e8710a; background: #fff4e5; padding: 10px 16px; border-radius: 6px; }
 #banner.info { border-left-color: #3f51b5; background: #eef0fb; }

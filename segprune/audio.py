@@ -152,7 +152,9 @@ def _read_file(path: Path, max_seconds: float | None, max_bytes: int | None) -> 
     if size == 0:
         raise AudioError(f"{path.name} is empty (0 bytes).")
     if max_bytes is not None and size > max_bytes:
-        raise AudioError(f"{path.name} is {size / 2**20:.1f} MB; files up to {round(max_bytes / 2**20, 2):g} MB are accepted.")
+        raise AudioError(
+            f"{path.name} is {size / 2**20:.1f} MB; files up to {round(max_bytes / 2**20, 2):g} MB are accepted."
+        )
     import soundfile
 
     try:

@@ -4,7 +4,6 @@ link; no remote code, nothing user-supplied unpickled or executed; and the reque
 random values, answers only with results or one plain sentence."""
 
 import re
-from pathlib import Path
 
 import gradio as gr
 import httpx
