@@ -203,7 +203,7 @@ def live(kind=object) -> int:
     """Live objects of `kind` (all Python objects by default), after a full collection."""
     gc.collect()
     objects = gc.get_objects()
-    return len(objects) if kind is object else sum(type(o) is kind or isinstance(o, kind) for o in objects)
+    return len(objects) if kind is object else sum(issubclass(type(o), kind) for o in objects)
 
 
 def resident_mb() -> float:
