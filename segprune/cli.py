@@ -77,6 +77,12 @@ def register_run(subparsers) -> None:
     p.add_argument("--repeats", type=positive_int, default=3, help="prefill timing repeats (median)")
     p.add_argument("--seed", type=int, default=0, help="seed of the random method")
     p.add_argument("--drop-silent", action="store_true", help="drop tokens of silent stretches first")
+    p.add_argument(
+        "--score-layers",
+        type=positive_int,
+        default=1,
+        help="score = attention received averaged over the encoder's last L layers (paper: 1)",
+    )
     p.add_argument("--json", action="store_true", help="print one JSON object instead of the text report")
     p.set_defaults(func=run_command)
 
@@ -87,7 +93,15 @@ def run_command(args) -> int:
     audio = load_audio(args.audio)  # fail on a bad file before loading a model
     lm = load_from_args(args)
     setting = Setting(args.method, args.keep, args.segments, args.seed, drop_silent=args.drop_silent)
-    c = compare(lm, audio, args.prompt, [setting], max_new_tokens=args.max_new_tokens, repeats=args.repeats)
+    c = compare(
+        lm,
+        audio,
+        args.prompt,
+        [setting],
+        max_new_tokens=args.max_new_tokens,
+        repeats=args.repeats,
+        score_layers=args.score_layers,
+    )
     warnings = notices(c, lm) + (["the clip is silent; the answer describes silence."] if audio.is_silent else [])
     if args.json:
         for w in warnings:  # the text report carries them in its header
