@@ -58,6 +58,16 @@ def add_model_arguments(parser: argparse.ArgumentParser, default: str = DEFAULT_
     )
 
 
+def add_score_layers_argument(parser: argparse.ArgumentParser) -> None:
+    """--score-layers L: shared by run, bench and eval."""
+    parser.add_argument(
+        "--score-layers",
+        type=positive_int,
+        default=1,
+        help="score = attention received averaged over the encoder's last L layers (paper: 1)",
+    )
+
+
 def load_from_args(args) -> object:
     import torch
 
@@ -77,12 +87,7 @@ def register_run(subparsers) -> None:
     p.add_argument("--repeats", type=positive_int, default=3, help="prefill timing repeats (median)")
     p.add_argument("--seed", type=int, default=0, help="seed of the random method")
     p.add_argument("--drop-silent", action="store_true", help="drop tokens of silent stretches first")
-    p.add_argument(
-        "--score-layers",
-        type=positive_int,
-        default=1,
-        help="score = attention received averaged over the encoder's last L layers (paper: 1)",
-    )
+    add_score_layers_argument(p)
     p.add_argument("--json", action="store_true", help="print one JSON object instead of the text report")
     p.set_defaults(func=run_command)
 

@@ -19,7 +19,7 @@ PAPER_KEEP = [0.5, 0.25, 0.1]
 
 
 def register_eval(subparsers) -> None:
-    from ..cli import add_model_arguments, keep_ratio, positive_int  # here: segprune.cli imports this module
+    from ..cli import add_model_arguments, add_score_layers_argument, keep_ratio, positive_int  # here: segprune.cli imports this module
     from . import TASKS
 
     p = subparsers.add_parser("eval", help="reproduce the paper's tables: every method x keep ratio on a benchmark")
@@ -39,12 +39,7 @@ def register_eval(subparsers) -> None:
     p.add_argument("--repeats", type=positive_int, default=3, help="prefill timing repeats per clip (median)")
     p.add_argument("--sbert-model", default=None, help="Sentence-BERT model for MMAU option matching (name or folder)")
     p.add_argument("--drop-silent", action="store_true", help="also run every setting with silent tokens dropped first")
-    p.add_argument(
-        "--score-layers",
-        type=positive_int,
-        default=1,
-        help="score = attention received averaged over the encoder's last L layers (paper: 1)",
-    )
+    add_score_layers_argument(p)
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=eval_command)
 
