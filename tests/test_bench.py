@@ -96,7 +96,7 @@ def test_bench_rows_are_consistent(bench_output):
 
 
 def test_bench_report_and_figure(bench_output, bench_run, capsys):
-    _, out, data, html = bench_output
+    _, out, _, html = bench_output
     assert "RANDOM WEIGHTS" in out
     for heading in ["### Prefill", "### Encoder and scoring hook", "### Scores", "### Selection", "### Scaling"]:
         assert heading in out
@@ -113,10 +113,26 @@ def test_bench_refuses_audio_longer_than_the_model_takes(capsys):
 
 
 def test_targets_are_checked_where_the_run_has_them():
-    row = dict(seconds=30.0, n=750, keep_ratio=0.25, k=188, method="segmentwise", prompt_tokens_full=800,
-               prompt_tokens=238, prefill_ms=10.0, prefill_ms_min=9.0, full_prefill_ms=31.0, full_prefill_ms_min=30.0,
-               speedup=3.1, bound=800 / 238, of_bound=3.1 / (800 / 238), prefill_cpu_ms=9.0, cpu_speedup=2.9,
-               decode_ms_per_token=None, peak_mb=1.0)
+    row = {
+        "seconds": 30.0,
+        "n": 750,
+        "keep_ratio": 0.25,
+        "k": 188,
+        "method": "segmentwise",
+        "prompt_tokens_full": 800,
+        "prompt_tokens": 238,
+        "prefill_ms": 10.0,
+        "prefill_ms_min": 9.0,
+        "full_prefill_ms": 31.0,
+        "full_prefill_ms_min": 30.0,
+        "speedup": 3.1,
+        "bound": 800 / 238,
+        "of_bound": 3.1 / (800 / 238),
+        "prefill_cpu_ms": 9.0,
+        "cpu_speedup": 2.9,
+        "decode_ms_per_token": None,
+        "peak_mb": 1.0,
+    }
     result = Result(SCHEMA, "", {}, {}, {"selection_repeats": 20}, prefill=[ROWS["prefill"](**row)])
     wall, cpu = report.targets(result, encoder_layers=12)
     assert wall.met and wall.value == pytest.approx(0.922, abs=1e-3)
@@ -175,7 +191,10 @@ def test_gpu_entry_runs_on_cpu_with_the_tiny_preset(tmp_path, capsys):
     argv += ["--decode-tokens", "2"]
     assert gpu.main([*argv, "--long", "30"]) == 0
     assert {p.name for p in tmp_path.iterdir()} == {
-        "gpu-qwen2-audio.json", "gpu-audio-flamingo-3.json", "gpu.md", "gpu.html",
+        "gpu-qwen2-audio.json",
+        "gpu-audio-flamingo-3.json",
+        "gpu.md",
+        "gpu.html",
     }
     af3 = json.loads((tmp_path / "gpu-audio-flamingo-3.json").read_text())
     assert sorted(r["keep_ratio"] for r in af3["prefill"]) == [0.1, 0.25, 0.5, 1.0]

@@ -39,14 +39,25 @@ def register_bench(subparsers) -> None:
     p.add_argument("--preset", default=None, help="size of the random-weight model: full (the real one), mid, tiny")
     p.add_argument("--seconds", type=positive_float, nargs="+", default=[30.0], help="audio lengths to time")
     p.add_argument("--keep", type=keep_ratio, nargs="+", default=[1.0, 0.5, 0.25, 0.1], help="keep ratios")
-    p.add_argument("--methods", nargs="+", default=[DEFAULT_METHOD], choices=list(METHODS), metavar="METHOD",
-                   help=f"selection methods ({', '.join(METHODS)}); the first chooses the prefilled tokens")
+    p.add_argument(
+        "--methods",
+        nargs="+",
+        default=[DEFAULT_METHOD],
+        choices=list(METHODS),
+        metavar="METHOD",
+        help=f"selection methods ({', '.join(METHODS)}); the first chooses the prefilled tokens",
+    )
     p.add_argument("--segments", type=positive_int, default=DEFAULT_SEGMENTS)
     p.add_argument("--repeats", type=positive_int, default=5, help="timed runs per measurement")
     p.add_argument("--warmup", type=int, default=1, help="untimed rounds before the timed ones")
     p.add_argument("--decode-tokens", type=int, default=8, help="greedy steps for decode ms/token (0: skip)")
-    p.add_argument("--baseline-seconds", type=positive_float, nargs="*", default=[30.0],
-                   help="lengths at which to run the output_attentions baseline (none: skip)")
+    p.add_argument(
+        "--baseline-seconds",
+        type=positive_float,
+        nargs="*",
+        default=[30.0],
+        help="lengths at which to run the output_attentions baseline (none: skip)",
+    )
     p.add_argument("--selection-n", type=positive_int, default=SELECTION_N, help="N of the synthetic selection test")
     p.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads (default: torch's)")
     p.add_argument("--json", dest="json_path", default=None, help="write the result as JSON (schema: bench/result.py)")
@@ -68,7 +79,9 @@ def load_bench_model(args):
     if preset is None:
         return load_from_args(args), TINY if spec and spec.tiny else None
     if spec is None:
-        raise ModelLoadError(f"--preset needs a registry key for --model ({', '.join(registry())}), not {args.model!r}.")
+        raise ModelLoadError(
+            f"--preset needs a registry key for --model ({', '.join(registry())}), not {args.model!r}."
+        )
     if spec.tiny and preset != TINY:
         raise ValueError(f"{args.model} is the tiny variant; for --preset {preset} use --model {spec.family.key}.")
     device = torch.device(args.device) if args.device else default_device()

@@ -38,8 +38,13 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--dtype", default="bfloat16", choices=["bfloat16", "float16", "float32"])
     p.add_argument("--repeats", type=int, default=10)
     p.add_argument("--decode-tokens", type=int, default=16)
-    p.add_argument("--long", type=float, nargs="*", default=[30, 60, 120, 300, 600],
-                   help="audio lengths for Audio Flamingo 3 (Qwen2-Audio takes 30 s only)")
+    p.add_argument(
+        "--long",
+        type=float,
+        nargs="*",
+        default=[30, 60, 120, 300, 600],
+        help="audio lengths for Audio Flamingo 3 (Qwen2-Audio takes 30 s only)",
+    )
     return p.parse_args(argv)
 
 
@@ -68,7 +73,12 @@ def main(argv: list[str] | None = None) -> int:
         (out / f"gpu-{family.key}.json").write_text(json.dumps(result.to_dict(), indent=1) + "\n")
         sections += [report.markdown(result), f"Model built on the device in {built:.1f} s.", ""]
         if family is AudioFlamingo3LM:
-            sections += ["### Beside the paper (Audio Flamingo 3, 30 s; paper: NVIDIA A100)", "", report.paper_table(result), ""]
+            sections += [
+                "### Beside the paper (Audio Flamingo 3, 30 s; paper: NVIDIA A100)",
+                "",
+                report.paper_table(result),
+                "",
+            ]
             try:
                 report.write_html(result, str(out / "gpu.html"))
             except ImportError:

@@ -50,7 +50,7 @@ class Options:
 def synthetic_audio(seconds: float, seed: int = 0):
     """`seconds` of deterministic noise at 16 kHz (timings do not depend on the content)."""
     rng = np.random.default_rng(seed)
-    return from_samples((0.1 * rng.standard_normal(int(round(seconds * 16000)))).astype(np.float32), 16000)
+    return from_samples((0.1 * rng.standard_normal(round(seconds * 16000))).astype(np.float32), 16000)
 
 
 def cpu_timed(fn: Callable, sink: list[float]) -> Callable:
@@ -242,7 +242,10 @@ def run(lm: AudioLM, opts: Options, log: Callable[[str], None] = _log) -> dict:
     for seconds in opts.seconds:
         inputs = lm.inputs(synthetic_audio(seconds), opts.prompt)
         baseline = any(abs(seconds - b) < 1e-9 for b in opts.baseline_seconds)
-        log(f"{seconds:g} s: encoder x{opts.repeats}" + (" interleaved with the output_attentions baseline" if baseline else ""))
+        log(
+            f"{seconds:g} s: encoder x{opts.repeats}"
+            + (" interleaved with the output_attentions baseline" if baseline else "")
+        )
         tokens, enc, base = measure_encoder(lm, inputs, seconds, opts, baseline)
         out["encoder"].append(enc)
         if base is not None:

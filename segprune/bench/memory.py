@@ -35,7 +35,7 @@ MIB = 2**20
 
 
 def _status_kib(field: str) -> int:
-    return int(re.search(rf"^{field}:\s+(\d+) kB", _STATUS.read_text(), re.M).group(1))
+    return int(re.search(rf"^{field}:\s+(\d+) kB", _STATUS.read_text(), re.MULTILINE).group(1))
 
 
 def _can_reset_hwm() -> bool:

@@ -97,111 +97,139 @@ def _fmt(x, digits: int = 1) -> str:
     return f"{x:.{digits}f}" if isinstance(x, float) else str(x)
 
 
+def _ratio(x: float | None) -> str:
+    return "-" if x is None else f"x{x:.2f}"
+
+
 def _count(n: int) -> str:
     return f"{n / 1e9:.2f} B" if n >= 1e9 else f"{n / 1e6:.1f} M"
 
 
-def table(header: list[str], rows: list[list]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+# One table per row type: (header, how to show a row's value).
+PREFILL = [
+    ("audio s", lambda r: _fmt(r.seconds, 0)),
+    ("N", lambda r: r.n),
+    ("keep", lambda r: f"{r.keep_ratio:g}"),
+    ("K", lambda r: r.k),
+    ("prompt", lambda r: r.prompt_tokens),
+    ("prefill ms", lambda r: _fmt(r.prefill_ms)),
+    ("min", lambda r: _fmt(r.prefill_ms_min)),
+    ("speedup", lambda r: _ratio(r.speedup)),
+    ("token bound", lambda r: _ratio(r.bound)),
+    ("of bound", lambda r: f"{100 * r.of_bound:.0f} %"),
+    ("CPU-time speedup", lambda r: _ratio(r.cpu_speedup)),
+    ("decode ms/tok", lambda r: _fmt(r.decode_ms_per_token)),
+    ("peak MiB", lambda r: _fmt(r.peak_mb, 0)),
+]
+ENCODER = [
+    ("audio s", lambda r: _fmt(r.seconds, 0)),
+    ("N", lambda r: r.n),
+    ("windows", lambda r: r.windows),
+    ("encode ms", lambda r: _fmt(r.encode_ms)),
+    ("min", lambda r: _fmt(r.encode_ms_min)),
+    ("encoder ms (no hook)", lambda r: _fmt(r.encoder_ms)),
+    ("hook ms", lambda r: _fmt(r.scoring_ms)),
+    ("hook share", lambda r: f"{100 * r.scoring_share:.1f} %"),
+    ("peak MiB", lambda r: _fmt(r.peak_mb, 0)),
+]
+BASELINE = [
+    ("audio s", lambda r: _fmt(r.seconds, 0)),
+    ("N", lambda r: r.n),
+    ("ours ms", lambda r: _fmt(r.ours_ms)),
+    ("peers ms", lambda r: _fmt(r.peers_ms)),
+    ("time ratio", lambda r: _ratio(r.time_ratio)),
+    ("ours peak MiB", lambda r: _fmt(r.ours_peak_mb, 0)),
+    ("peers peak MiB", lambda r: _fmt(r.peers_peak_mb, 0)),
+    ("memory ratio", lambda r: f"x{r.memory_ratio:.1f}"),
+    ("max score diff", lambda r: f"{r.max_score_diff:.1e}"),
+]
+SELECTION = [
+    ("method", lambda r: r.method),
+    ("N", lambda r: r.n),
+    ("keep", lambda r: f"{r.keep_ratio:g}"),
+    ("K", lambda r: r.k),
+    ("ms", lambda r: _fmt(r.select_ms, 3)),
+    ("min", lambda r: _fmt(r.select_ms_min, 3)),
+    ("scores", lambda r: r.source),
+]
+TARGETS = [
+    ("target", lambda t: t.name),
+    ("measured", lambda t: f"{t.value:.3g}"),
+    ("goal", lambda t: t.target),
+    ("met", lambda t: "yes" if t.met else "**no**"),
+    ("detail", lambda t: t.detail),
+]
+
+
+def table(columns: list[tuple], rows: list) -> str:
+    """A markdown table of `rows`, one column per (header, value function)."""
+    lines = ["| " + " | ".join(h for h, _ in columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(str(show(row)) for _, show in columns) + " |" for row in rows]
     return "\n".join(lines)
+
+
+def _header(result: Result) -> list[str]:
+    m, mc, o = result.model, result.machine, result.options
+    params = m.get("params") or {}
+    model = (
+        f"{m['name']}; {_count(params.get('total', 0))} parameters (audio encoder "
+        f"{_count(params.get('audio_encoder', 0))}, {m.get('encoder_layers')} layers; LLM {m.get('llm_layers')} "
+        f"layers, {m.get('llm_hidden')} wide)"
+    )
+    machine = (
+        f"{mc['processor']}, {mc['cpus']} CPUs, torch {mc['torch']} with {mc['threads']} thread(s), transformers "
+        f"{mc['transformers']}, GPU: {mc.get('gpu') or 'none'}; load average {mc.get('load_before')} before, "
+        f"{mc.get('load_after')} after"
+    )
+    timing = (
+        f"medians (and minima) of {o['repeats']} runs after {o['warmup']} warm-up round(s), compared functions "
+        f"interleaved in one process; prompt {o['prompt']!r}; kept tokens chosen by {o['methods'][0]}"
+    )
+    lines = [f"## segprune bench · {m['key']} · {m.get('preset') or 'pretrained'} · {m['device']} {m['dtype']}", ""]
+    if result.note:
+        lines += [f"**{result.note}**", ""]
+    return [*lines, f"- model: {model}", f"- machine: {machine}", f"- timing: {timing}", f"- memory: {mc['memory']}"]
 
 
 def markdown(result: Result) -> str:
     """The whole report as markdown: header, one table per measurement, scaling, targets."""
-    m, mc, o = result.model, result.machine, result.options
-    params = m.get("params") or {}
-    lines = [f"## segprune bench · {m['key']} · {m.get('preset') or 'pretrained'} · {m['device']} {m['dtype']}", ""]
-    if result.note:
-        lines += [f"**{result.note}**", ""]
-    lines += [
-        f"- model: {m['name']}; {_count(params.get('total', 0))} parameters "
-        f"(audio encoder {_count(params.get('audio_encoder', 0))}, {m.get('encoder_layers')} layers; "
-        f"LLM {m.get('llm_layers')} layers, {m.get('llm_hidden')} wide)",
-        f"- machine: {mc['processor']}, {mc['cpus']} CPUs, torch {mc['torch']} with {mc['threads']} threads, "
-        f"transformers {mc['transformers']}, GPU: {mc.get('gpu') or 'none'}; load average {mc.get('load_before')} "
-        f"before, {mc.get('load_after')} after",
-        f"- timing: medians (and minima) of {o['repeats']} runs after {o['warmup']} warm-up round(s), compared "
-        "functions interleaved in one process; prompt: "
-        f"{o['prompt']!r}; kept tokens chosen by {o['methods'][0]}",
-        f"- memory: {mc['memory']}",
-        "",
-        "### Prefill (LLM over the whole prompt + LM head on the last position)",
-        "",
-        table(
-            ["audio s", "N", "keep", "K", "prompt", "prefill ms", "min", "speedup", "token bound", "of bound",
-             "CPU-time speedup", "decode ms/tok", "peak MiB"],
-            [[_fmt(r.seconds, 0), r.n, f"{r.keep_ratio:g}", r.k, r.prompt_tokens, _fmt(r.prefill_ms),
-              _fmt(r.prefill_ms_min), f"x{r.speedup:.2f}", f"x{r.bound:.2f}", f"{100 * r.of_bound:.0f} %",
-              "-" if r.cpu_speedup is None else f"x{r.cpu_speedup:.2f}", _fmt(r.decode_ms_per_token),
-              _fmt(r.peak_mb, 0)] for r in result.prefill],
-        ),
-        "",
-        "### Encoder and scoring hook",
-        "",
-        table(
-            ["audio s", "N", "windows", "encode ms", "min", "encoder ms (no hook)", "hook ms", "hook share",
-             "peak MiB"],
-            [[_fmt(r.seconds, 0), r.n, r.windows, _fmt(r.encode_ms), _fmt(r.encode_ms_min), _fmt(r.encoder_ms),
-              _fmt(r.scoring_ms), f"{100 * r.scoring_share:.1f} %", _fmt(r.peak_mb, 0)] for r in result.encoder],
-        ),
+    sections = [
+        ("Prefill (LLM over the whole prompt + LM head on the last position)", table(PREFILL, result.prefill)),
+        ("Encoder and scoring hook", table(ENCODER, result.encoder)),
     ]
     if result.baseline:
-        lines += [
-            "",
-            "### Scores: segprune's hook vs the peers' output_attentions on an eager encoder",
-            "",
-            table(
-                ["audio s", "N", "ours ms", "peers ms", "time ratio", "ours peak MiB", "peers peak MiB",
-                 "memory ratio", "max score diff"],
-                [[_fmt(r.seconds, 0), r.n, _fmt(r.ours_ms), _fmt(r.peers_ms), f"x{r.time_ratio:.2f}",
-                  _fmt(r.ours_peak_mb, 0), _fmt(r.peers_peak_mb, 0), f"x{r.memory_ratio:.1f}",
-                  f"{r.max_score_diff:.1e}"] for r in result.baseline],
-            ),
-        ]
-    lines += [
-        "",
-        "### Selection",
-        "",
-        table(
-            ["method", "N", "keep", "K", "ms", "min", "scores"],
-            [[r.method, r.n, f"{r.keep_ratio:g}", r.k, _fmt(r.select_ms, 3), _fmt(r.select_ms_min, 3), r.source]
-             for r in result.selection],
-        ),
-    ]
+        title = "Scores: segprune's hook vs the peers' output_attentions on an eager encoder"
+        sections.append((title, table(BASELINE, result.baseline)))
+    sections.append(("Selection", table(SELECTION, result.selection)))
     fitted = [f for f in result.scaling if f.exponent is not None]
     if fitted:
-        lines += [
-            "",
-            "### Scaling: prefill ms ~ seconds ** exponent (least squares on log-log)",
-            "",
-            table(
-                ["keep", "exponent", *[f"{s:g} s" for s in fitted[0].seconds]],
-                [[f"{f.keep_ratio:g}", f"{f.exponent:.2f}", *[_fmt(ms) for ms in f.prefill_ms]] for f in fitted],
-            ),
-        ]
+        columns = [("keep", lambda f: f"{f.keep_ratio:g}"), ("exponent", lambda f: f"{f.exponent:.2f}")]
+        columns += [(f"{s:g} s", lambda f, i=i: _fmt(f.prefill_ms[i])) for i, s in enumerate(fitted[0].seconds)]
+        sections.append(
+            ("Scaling: prefill ms ~ seconds ** exponent (least squares on log-log)", table(columns, fitted))
+        )
     if result.targets:
-        lines += [
-            "",
-            "### Targets (issue 4)",
-            "",
-            table(
-                ["target", "measured", "goal", "met", "detail"],
-                [[t.name, f"{t.value:.3g}", t.target, "yes" if t.met else "**no**", t.detail] for t in result.targets],
-            ),
-        ]
+        sections.append(("Targets (issue 4)", table(TARGETS, result.targets)))
+    lines = _header(result)
+    for title, body in sections:
+        lines += ["", f"### {title}", "", body]
     return "\n".join(lines) + "\n"
+
+
+PAPER = [
+    ("keep", lambda r: f"{r.keep_ratio:g}"),
+    ("K", lambda r: r.k),
+    ("prefill ms (here)", lambda r: _fmt(r.prefill_ms)),
+    ("speedup (here)", lambda r: _ratio(r.speedup)),
+    ("token bound", lambda r: _ratio(r.bound)),
+    ("paper A100 ms", lambda r: PAPER_AF3_A100_MS[r.keep_ratio]),
+    ("paper speedup", lambda r: _ratio(PAPER_AF3_A100_MS[1.0] / PAPER_AF3_A100_MS[r.keep_ratio])),
+]
 
 
 def paper_table(result: Result) -> str:
     """Our 30 s prefill times beside the paper's A100 numbers for Audio Flamingo 3."""
-    rows = [r for r in result.prefill if r.seconds == 30 and r.keep_ratio in PAPER_AF3_A100_MS]
-    return table(
-        ["keep", "K", "prefill ms (here)", "speedup (here)", "token bound", "paper A100 ms", "paper speedup"],
-        [[f"{r.keep_ratio:g}", r.k, _fmt(r.prefill_ms), f"x{r.speedup:.2f}", f"x{r.bound:.2f}",
-          PAPER_AF3_A100_MS[r.keep_ratio], f"x{PAPER_AF3_A100_MS[1.0] / PAPER_AF3_A100_MS[r.keep_ratio]:.2f}"]
-         for r in rows],
-    )
+    return table(PAPER, [r for r in result.prefill if r.seconds == 30 and r.keep_ratio in PAPER_AF3_A100_MS])
 
 
 # ---------------------------------------------------------------- figure
@@ -212,13 +240,19 @@ def figure(result: Result):
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
-    fig = make_subplots(rows=1, cols=2, subplot_titles=("Prefill speedup vs keep ratio", "Prefill time vs audio length"))
+    fig = make_subplots(
+        rows=1, cols=2, subplot_titles=("Prefill speedup vs keep ratio", "Prefill time vs audio length")
+    )
     for s in sorted({r.seconds for r in result.prefill}):
         rows = sorted((r for r in result.prefill if r.seconds == s), key=lambda r: r.keep_ratio)
         keep = [r.keep_ratio for r in rows]
-        fig.add_trace(go.Scatter(x=keep, y=[r.speedup for r in rows], mode="lines+markers", name=f"{s:g} s measured"), 1, 1)
         fig.add_trace(
-            go.Scatter(x=keep, y=[r.bound for r in rows], mode="lines", line={"dash": "dash"}, name=f"{s:g} s token bound"),
+            go.Scatter(x=keep, y=[r.speedup for r in rows], mode="lines+markers", name=f"{s:g} s measured"), 1, 1
+        )
+        fig.add_trace(
+            go.Scatter(
+                x=keep, y=[r.bound for r in rows], mode="lines", line={"dash": "dash"}, name=f"{s:g} s token bound"
+            ),
             1,
             1,
         )
