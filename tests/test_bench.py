@@ -31,7 +31,18 @@ def bench_run(tmp_path_factory):
     folder = tmp_path_factory.mktemp("bench")
     path, html = folder / "bench.json", folder / "bench.html"
     argv = ["bench", "--model", "tiny-audio-flamingo-3", "--device", "cpu", "--seconds", *map(str, SECONDS)]
-    argv += ["--keep", *map(str, KEEP), "--methods", *METHODS, "--repeats", "2", "--decode-tokens", "3"]
+    argv += [
+        "--keep",
+        *map(str, KEEP),
+        "--methods",
+        *METHODS,
+        "--repeats",
+        "2",
+        "--warmup",
+        "0",
+        "--decode-tokens",
+        "3",
+    ]
     argv += ["--baseline-seconds", "5", "--selection-n", "2000", "--json", str(path), "--html", str(html)]
     return argv, path, html
 
@@ -90,7 +101,7 @@ def test_bench_rows_are_consistent(bench_output):
     assert sources == {("clip", 125), ("clip", 1000), ("synthetic", 2000)}
     assert len(data["selection"]) == len(sources) * len(KEEP) * len(METHODS)
     fits = {f["keep_ratio"]: f for f in data["scaling"]}
-    assert set(fits) == {1.0, *KEEP} and all(f["exponent"] is not None for f in fits.values())
+    assert set(fits) == {1.0, *KEEP} and all(f["exponent"] and f["exponent_prompt"] for f in fits.values())
     assert all(len(f["seconds"]) == len(SECONDS) for f in fits.values())
     assert data["targets"] == []  # no 30 s clip, no 15,000-token selection in this small run
 

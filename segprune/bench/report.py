@@ -12,19 +12,19 @@ from .result import PrefillRow, Result, ScalingFit, Target
 PAPER_AF3_A100_MS = {1.0: 162.5, 0.5: 34.4, 0.25: 29.6, 0.1: 26.9}  # Gibier et al., AF3 prefill on an A100
 
 
-def growth_exponent(seconds: list[float], ms: list[float]) -> float | None:
-    """Least-squares slope of log(ms) on log(seconds): time grows like seconds ** exponent."""
-    if len(set(seconds)) < 2:
+def growth_exponent(x: list[float], ms: list[float]) -> float | None:
+    """Least-squares slope of log(ms) on log(x): time grows like x ** exponent (None below 2 x's)."""
+    if len(set(x)) < 2:
         return None
-    return float(np.polyfit(np.log(seconds), np.log(ms), 1)[0])
+    return float(np.polyfit(np.log(x), np.log(ms), 1)[0])
 
 
 def scaling(rows: list[PrefillRow]) -> list[ScalingFit]:
     fits = []
     for r in sorted({row.keep_ratio for row in rows}, reverse=True):
-        mine = sorted((row.seconds, row.prefill_ms) for row in rows if row.keep_ratio == r)
-        seconds, ms = [s for s, _ in mine], [m for _, m in mine]
-        fits.append(ScalingFit(r, growth_exponent(seconds, ms), seconds, ms))
+        mine = sorted((row for row in rows if row.keep_ratio == r), key=lambda row: row.seconds)
+        seconds, prompt, ms = [x.seconds for x in mine], [x.prompt_tokens for x in mine], [x.prefill_ms for x in mine]
+        fits.append(ScalingFit(r, growth_exponent(seconds, ms), growth_exponent(prompt, ms), seconds, prompt, ms))
     return fits
 
 
@@ -204,9 +204,10 @@ def markdown(result: Result) -> str:
     fitted = [f for f in result.scaling if f.exponent is not None]
     if fitted:
         columns = [("keep", lambda f: f"{f.keep_ratio:g}"), ("exponent", lambda f: f"{f.exponent:.2f}")]
+        columns += [("vs prompt length", lambda f: f"{f.exponent_prompt:.2f}")]
         columns += [(f"{s:g} s", lambda f, i=i: _fmt(f.prefill_ms[i])) for i, s in enumerate(fitted[0].seconds)]
         sections.append(
-            ("Scaling: prefill ms ~ seconds ** exponent (least squares on log-log)", table(columns, fitted))
+            ("Scaling: prefill ms ~ audio seconds ** exponent (least squares on log-log)", table(columns, fitted))
         )
     if result.targets:
         sections.append(("Targets (issue 4)", table(TARGETS, result.targets)))

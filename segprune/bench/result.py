@@ -89,11 +89,14 @@ class SelectionRow:
 
 @dataclass
 class ScalingFit:
-    """Prefill time against audio length at one keep ratio: time ~ seconds ** exponent."""
+    """Prefill time against audio length at one keep ratio: time ~ seconds ** exponent. The text
+    part of the prompt is fixed, so against the prompt length the exponent is larger."""
 
     keep_ratio: float
     exponent: float | None  # least-squares slope of log(ms) on log(seconds); None below 2 lengths
+    exponent_prompt: float | None  # the same against the prompt length (text tokens included)
     seconds: list[float]
+    prompt_tokens: list[int]
     prefill_ms: list[float]
 
 
