@@ -9,18 +9,27 @@
 # On this workplace's lent GPU machine (no network; its image has torch but transformers 5.17 and
 # no plotly): once, here, `bash benchmarks/gpu_wheels.sh` (wheels into the git-ignored .whl/), then
 # call the device tool with command "bash benchmarks/gpu.sh", carry [".whl"], timeout_s 600.
-# Anywhere else: `pip install -e .` in a CUDA environment, then `bash benchmarks/gpu.sh`.
+# Anywhere else: `pip install -e .` in a CUDA environment, then `bash benchmarks/gpu.sh`. Arguments
+# go to `python -m segprune.bench.gpu` (e.g. `--preset tiny --device cpu --dtype float32` to try it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT="${OUT:-benchmarks/gpu-out}"
 mkdir -p "$OUT"
 if compgen -G ".whl/*.whl" >/dev/null; then
-  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
-  export PYTHONPATH=/tmp/site
+  site="$(mktemp -d)"
+  trap 'rm -rf "$site"' EXIT
+  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target "$site" .whl/*.whl
+  export PYTHONPATH="$site"
 fi
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" HF_HUB_OFFLINE=1 PYTHONUNBUFFERED=1
 {
-  nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
+  nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || echo "no nvidia-smi"
   python3 -c "import torch, transformers; print('torch', torch.__version__, '| transformers', transformers.__version__)"
 } | tee "$OUT/gpu-device.txt"
-timeout 540 python3 -m segprune.bench.gpu --out "$OUT" 2>&1 | tee "$OUT/gpu-log.txt"
+python3 -c "
+import sys, transformers
+from packaging.version import Version
+if Version(transformers.__version__) < Version('5.24'):
+    sys.exit('segprune needs transformers >= 5.24: run benchmarks/gpu_wheels.sh and carry .whl')
+"
+timeout 540 python3 -m segprune.bench.gpu --out "$OUT" "$@" 2>&1 | tee "$OUT/gpu-log.txt"
