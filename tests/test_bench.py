@@ -123,6 +123,15 @@ def test_bench_refuses_audio_longer_than_the_model_takes(capsys):
     assert code == 2 and "31 s is out of range" in err and len(err.strip().splitlines()) == 1
 
 
+def test_bench_from_json_errors_are_one_line(tmp_path, capsys):
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"schema": SCHEMA, "note": ""}))
+    for path, message in [(tmp_path / "missing.json", "Cannot read"), (bad, "missing or unknown field")]:
+        assert main(["bench", "--from-json", str(path)]) == 2
+        err = capsys.readouterr().err
+        assert message in err and len(err.strip().splitlines()) == 1
+
+
 def test_targets_are_checked_where_the_run_has_them():
     row = {
         "seconds": 30.0,

@@ -24,6 +24,16 @@ def positive_float(text: str) -> float:
     return value
 
 
+def non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least 0, got {value}")
+    return value
+
+
 def register_bench(subparsers) -> None:
     from ..cli import add_model_arguments, keep_ratio, positive_int
     from ..methods import DEFAULT_METHOD, DEFAULT_SEGMENTS, METHODS
@@ -49,8 +59,10 @@ def register_bench(subparsers) -> None:
     )
     p.add_argument("--segments", type=positive_int, default=DEFAULT_SEGMENTS)
     p.add_argument("--repeats", type=positive_int, default=5, help="timed runs per measurement")
-    p.add_argument("--warmup", type=int, default=1, help="untimed rounds before the timed ones")
-    p.add_argument("--decode-tokens", type=int, default=8, help="greedy steps for decode ms/token (0: skip)")
+    p.add_argument("--warmup", type=non_negative_int, default=1, help="untimed rounds before the timed ones")
+    p.add_argument(
+        "--decode-tokens", type=non_negative_int, default=8, help="greedy steps for decode ms/token (0: skip)"
+    )
     p.add_argument(
         "--baseline-seconds",
         type=positive_float,
@@ -77,7 +89,11 @@ def load_bench_model(args):
     spec = registry().get(args.model)
     preset = args.preset or (("full" if not spec.tiny else TINY) if args.random_weights and spec else None)
     if preset is None:
-        return load_from_args(args), TINY if spec and spec.tiny else None
+        try:
+            return load_from_args(args), TINY if spec and spec.tiny else None
+        except ModelLoadError as err:
+            hint = "to time the architecture without its weights, add --random-weights (full size) or --preset mid"
+            raise ModelLoadError(f"{err} For `segprune bench`: {hint}.") from None
     if spec is None:
         raise ModelLoadError(
             f"--preset needs a registry key for --model ({', '.join(registry())}), not {args.model!r}."
@@ -94,7 +110,10 @@ def bench_command(args) -> int:
     from .result import Result
 
     if args.from_json:
-        result = Result.from_dict(json.loads(Path(args.from_json).read_text()))
+        try:
+            result = Result.from_dict(json.loads(Path(args.from_json).read_text()))
+        except OSError as err:
+            raise ValueError(f"Cannot read {args.from_json}: {err.strerror}.") from None
     else:
         import torch
 

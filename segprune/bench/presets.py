@@ -84,7 +84,8 @@ def build(family: type[AudioLM], name: str, device, dtype: torch.dtype) -> Audio
     free = torch.cuda.mem_get_info(device)[0] if device.type == "cuda" else psutil.virtual_memory().available
     if need > 0.9 * free:
         raise ValueError(
-            f"The {name} preset of {family.key} needs {need / 2**30:.1f} GiB for its weights in {dtype} but only "
+            f"The {name} preset of {family.key} needs {need / 2**30:.1f} GiB for its weights in "
+            f"{str(dtype).removeprefix('torch.')} but only "
             f"{free / 2**30:.1f} GiB are free on {device}; use a GPU or a smaller preset "
             f"({', '.join(preset_names(family.key))})."
         )

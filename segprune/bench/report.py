@@ -106,9 +106,9 @@ def _count(n: int) -> str:
 
 
 # One table per row type: (header, how to show a row's value).
+CLIP = [("audio s", lambda r: _fmt(r.seconds, 0)), ("N", lambda r: r.n)]
 PREFILL = [
-    ("audio s", lambda r: _fmt(r.seconds, 0)),
-    ("N", lambda r: r.n),
+    *CLIP,
     ("keep", lambda r: f"{r.keep_ratio:g}"),
     ("K", lambda r: r.k),
     ("prompt", lambda r: r.prompt_tokens),
@@ -122,8 +122,7 @@ PREFILL = [
     ("peak MiB", lambda r: _fmt(r.peak_mb, 0)),
 ]
 ENCODER = [
-    ("audio s", lambda r: _fmt(r.seconds, 0)),
-    ("N", lambda r: r.n),
+    *CLIP,
     ("windows", lambda r: r.windows),
     ("encode ms", lambda r: _fmt(r.encode_ms)),
     ("min", lambda r: _fmt(r.encode_ms_min)),
@@ -133,8 +132,7 @@ ENCODER = [
     ("peak MiB", lambda r: _fmt(r.peak_mb, 0)),
 ]
 BASELINE = [
-    ("audio s", lambda r: _fmt(r.seconds, 0)),
-    ("N", lambda r: r.n),
+    *CLIP,
     ("ours ms", lambda r: _fmt(r.ours_ms)),
     ("peers ms", lambda r: _fmt(r.peers_ms)),
     ("time ratio", lambda r: _ratio(r.time_ratio)),

@@ -143,6 +143,9 @@ class Result:
         """Read back a `to_dict()` (e.g. a JSON file from a GPU run); ValueError on another schema."""
         if data.get("schema") != SCHEMA:
             raise ValueError(f"Not a {SCHEMA} result (schema: {data.get('schema')!r}).")
-        plain = {f.name: data[f.name] for f in fields(cls) if f.name not in ROWS}
-        rows = {name: [row(**r) for r in data.get(name, [])] for name, row in ROWS.items()}
+        try:
+            plain = {f.name: data[f.name] for f in fields(cls) if f.name not in ROWS}
+            rows = {name: [row(**r) for r in data.get(name, [])] for name, row in ROWS.items()}
+        except (KeyError, TypeError) as err:
+            raise ValueError(f"A {SCHEMA} result with a missing or unknown field ({err}).") from None
         return cls(**plain, **rows)
