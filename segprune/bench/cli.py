@@ -24,16 +24,6 @@ def positive_float(text: str) -> float:
     return value
 
 
-def non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a whole number of at least 0, got {value}")
-    return value
-
-
 def register_bench(subparsers) -> None:
     from ..cli import add_model_arguments, keep_ratio, positive_int
     from ..methods import DEFAULT_METHOD, DEFAULT_SEGMENTS, METHODS
@@ -59,10 +49,8 @@ def register_bench(subparsers) -> None:
     )
     p.add_argument("--segments", type=positive_int, default=DEFAULT_SEGMENTS)
     p.add_argument("--repeats", type=positive_int, default=5, help="timed runs per measurement")
-    p.add_argument("--warmup", type=non_negative_int, default=1, help="untimed rounds before the timed ones")
-    p.add_argument(
-        "--decode-tokens", type=non_negative_int, default=8, help="greedy steps for decode ms/token (0: skip)"
-    )
+    p.add_argument("--warmup", type=int, default=1, help="untimed rounds before the timed ones")
+    p.add_argument("--decode-tokens", type=int, default=8, help="greedy steps for decode ms/token (0: skip)")
     p.add_argument(
         "--baseline-seconds",
         type=positive_float,
@@ -117,6 +105,8 @@ def bench_command(args) -> int:
     else:
         import torch
 
+        if min(args.warmup, args.decode_tokens) < 0:
+            raise ValueError("--warmup and --decode-tokens must be at least 0.")
         if args.threads:
             torch.set_num_threads(args.threads)
         lm, preset = load_bench_model(args)
