@@ -1,6 +1,7 @@
 """The `segprune` command.
 
     segprune run AUDIO --model KEY --method NAME --keep R --segments S --prompt TEXT [--json]
+    segprune bench --model KEY [--preset NAME] --seconds 30 --keep 1 0.5 0.25 0.1 [--json FILE]
 
 Each subcommand lives in its own module with a `register(subparsers)` function; errors a person
 can fix (bad file, bad argument, model not loadable) end with one line on stderr and exit code 2.
@@ -15,6 +16,7 @@ import sys
 import textwrap
 
 from .audio import AudioError, load_audio
+from .bench.cli import register_bench
 from .eval.cli import register_eval
 from .methods import DEFAULT_METHOD, DEFAULT_SEGMENTS, METHODS, get_method, keep_count
 from .models import DEFAULT_MODEL, RANDOM_WEIGHTS_NOTE, ModelLoadError, load_model, registry
@@ -185,7 +187,7 @@ class OneLineParser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
 
 
-COMMANDS = [register_run, register_eval]
+COMMANDS = [register_run, register_bench, register_eval]
 
 
 def main(argv: list[str] | None = None) -> int:
