@@ -220,3 +220,37 @@ def test_gpu_entry_runs_on_cpu_with_the_tiny_preset(tmp_path, capsys):
     assert sorted(r["keep_ratio"] for r in af3["prefill"]) == [0.1, 0.25, 0.5, 1.0]
     md = (tmp_path / "gpu.md").read_text()
     assert "paper A100 ms" in md and "162.5" in md and md.count("RANDOM WEIGHTS") == 2
+
+
+def test_bench_score_layers_is_recorded_and_skips_the_last_layer_baseline(tmp_path, capsys):
+    path = tmp_path / "l2.json"
+    argv = [
+        "bench",
+        "--model",
+        "tiny-qwen2-audio",
+        "--device",
+        "cpu",
+        "--seconds",
+        "5",
+        "--keep",
+        "0.5",
+        "--repeats",
+        "1",
+        "--warmup",
+        "0",
+        "--decode-tokens",
+        "0",
+        "--baseline-seconds",
+        "5",
+        "--selection-n",
+        "500",
+        "--score-layers",
+        "2",
+        "--json",
+        str(path),
+    ]
+    assert main(argv) == 0
+    result = json.loads(path.read_text())
+    assert result["options"]["score_layers"] == 2
+    assert not result.get("baseline")  # the peers' scores are last-layer only
+    assert all(row["scoring_ms"] > 0 for row in result["encoder"])

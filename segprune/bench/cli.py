@@ -25,7 +25,7 @@ def positive_float(text: str) -> float:
 
 
 def register_bench(subparsers) -> None:
-    from ..cli import add_model_arguments, keep_ratio, positive_int
+    from ..cli import add_model_arguments, add_score_layers_argument, keep_ratio, positive_int
     from ..methods import DEFAULT_METHOD, DEFAULT_SEGMENTS, METHODS
     from .measure import SELECTION_N
 
@@ -59,6 +59,7 @@ def register_bench(subparsers) -> None:
         help="lengths at which to run the output_attentions baseline (none: skip)",
     )
     p.add_argument("--selection-n", type=positive_int, default=SELECTION_N, help="N of the synthetic selection test")
+    add_score_layers_argument(p)
     p.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads (default: torch's)")
     p.add_argument("--json", dest="json_path", default=None, help="write the result as JSON (schema: bench/result.py)")
     p.add_argument("--html", default=None, help="write the plotly figures as a self-contained HTML file")
@@ -120,6 +121,7 @@ def bench_command(args) -> int:
             decode_tokens=args.decode_tokens,
             baseline_seconds=list(args.baseline_seconds),
             selection_n=args.selection_n,
+            score_layers=args.score_layers,
         )
         result = benchmark(lm, opts, preset)
         if args.json_path:

@@ -45,6 +45,7 @@ class Options:
     selection_n: int = SELECTION_N
     selection_repeats: int = 20
     prompt: str = PROMPT
+    score_layers: int = 1  # scores averaged over the encoder's last L layers (the baseline needs L = 1)
 
 
 def synthetic_audio(seconds: float, seed: int = 0):
@@ -109,14 +110,14 @@ def measure_encoder(
     """Encode the clip `repeats` times (hook timed inside), interleaved with the peers' baseline
     when `baseline`; then one pass of each under `PeakMemory`."""
     runs: list[AudioTokens] = []
-    fns: dict[str, Callable] = {"ours": lambda: runs.append(lm.encode(inputs)[0])}
+    fns: dict[str, Callable] = {"ours": lambda: runs.append(lm.encode(inputs, opts.score_layers)[0])}
     if baseline:
         fns["peers"] = partial(peers_scores, lm, inputs)
     t = interleaved(fns, opts.repeats, lm.device, opts.warmup)
     timed = runs[opts.warmup :]
     tokens = timed[-1]
     with PeakMemory(lm.device) as ours_mem:
-        lm.encode(inputs)
+        lm.encode(inputs, opts.score_layers)
     row = EncoderRow(
         seconds=seconds,
         n=tokens.n,
@@ -241,7 +242,8 @@ def run(lm: AudioLM, opts: Options, log: Callable[[str], None] = _log) -> dict:
     out = {"prefill": [], "encoder": [], "baseline": [], "selection": []}
     for seconds in opts.seconds:
         inputs = lm.inputs(synthetic_audio(seconds), opts.prompt)
-        baseline = any(abs(seconds - b) < 1e-9 for b in opts.baseline_seconds)
+        # the peers' baseline scores the last layer only: compare it with ours at L = 1
+        baseline = opts.score_layers == 1 and any(abs(seconds - b) < 1e-9 for b in opts.baseline_seconds)
         log(
             f"{seconds:g} s: encoder x{opts.repeats}"
             + (" interleaved with the output_attentions baseline" if baseline else "")

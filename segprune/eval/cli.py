@@ -19,7 +19,12 @@ PAPER_KEEP = [0.5, 0.25, 0.1]
 
 
 def register_eval(subparsers) -> None:
-    from ..cli import add_model_arguments, add_score_layers_argument, keep_ratio, positive_int  # here: segprune.cli imports this module
+    from ..cli import (
+        add_model_arguments,
+        add_score_layers_argument,
+        keep_ratio,
+        positive_int,
+    )  # here: segprune.cli imports this module
     from . import TASKS
 
     p = subparsers.add_parser("eval", help="reproduce the paper's tables: every method x keep ratio on a benchmark")
