@@ -1,6 +1,7 @@
 """The `segprune` command.
 
     segprune run AUDIO --model KEY --method NAME --keep R --segments S --prompt TEXT [--json]
+    segprune bench --model KEY [--preset NAME] --seconds 30 --keep 1 0.5 0.25 0.1 [--json FILE]
 
 Each subcommand lives in its own module with a `register(subparsers)` function; errors a person
 can fix (bad file, bad argument, model not loadable) end with one line on stderr and exit code 2.
@@ -16,6 +17,7 @@ import sys
 import textwrap
 
 from .audio import AudioError, load_audio
+from .bench.cli import register_bench
 from .eval.cli import register_eval
 from .methods import DEFAULT_METHOD, DEFAULT_SEGMENTS, METHODS, get_method, keep_count
 from .models import DEFAULT_MODEL, RANDOM_WEIGHTS_NOTE, ModelLoadError, load_model, registry
@@ -59,6 +61,16 @@ def add_model_arguments(parser: argparse.ArgumentParser, default: str = DEFAULT_
     )
 
 
+def add_score_layers_argument(parser: argparse.ArgumentParser) -> None:
+    """--score-layers L: shared by run, bench and eval."""
+    parser.add_argument(
+        "--score-layers",
+        type=positive_int,
+        default=1,
+        help="score = attention received averaged over the encoder's last L layers (paper: 1)",
+    )
+
+
 def load_from_args(args) -> object:
     import torch
 
@@ -78,6 +90,7 @@ def register_run(subparsers) -> None:
     p.add_argument("--repeats", type=positive_int, default=3, help="prefill timing repeats (median)")
     p.add_argument("--seed", type=int, default=0, help="seed of the random method")
     p.add_argument("--drop-silent", action="store_true", help="drop tokens of silent stretches first")
+    add_score_layers_argument(p)
     p.add_argument("--json", action="store_true", help="print one JSON object instead of the text report")
     p.set_defaults(func=run_command)
 
@@ -89,7 +102,15 @@ def run_command(args) -> int:
     audio = load_audio(args.audio, max_seconds=spec.family.max_seconds if spec else None)  # before the model loads
     lm = load_from_args(args)
     setting = Setting(args.method, args.keep, args.segments, args.seed, drop_silent=args.drop_silent)
-    c = compare(lm, audio, args.prompt, [setting], max_new_tokens=args.max_new_tokens, repeats=args.repeats)
+    c = compare(
+        lm,
+        audio,
+        args.prompt,
+        [setting],
+        max_new_tokens=args.max_new_tokens,
+        repeats=args.repeats,
+        score_layers=args.score_layers,
+    )
     warnings = notices(c, lm) + (["the clip is silent; the answer describes silence."] if audio.is_silent else [])
     if args.json:
         for w in warnings:  # the text report carries them in its header
@@ -181,7 +202,7 @@ class OneLineParser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
 
 
-COMMANDS = [register_run, register_eval]
+COMMANDS = [register_run, register_bench, register_eval]
 
 
 def main(argv: list[str] | None = None) -> int:

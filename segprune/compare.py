@@ -66,6 +66,7 @@ class Comparison:
     full: Run
     pruned: list[PrunedRun] = field(default_factory=list)
     timing_repeats: int = 0
+    score_layers: int = 1  # scores = attention received, averaged over the encoder's last L layers
 
     def speedup(self, pruned: PrunedRun) -> float:
         """Full prefill median / pruned prefill median (same process, interleaved)."""
@@ -106,6 +107,7 @@ class Comparison:
             "scoring_ms": round(self.tokens.scoring_ms, 3),
             "select_ms": round(p.select_ms, 4),
             "timing_repeats": self.timing_repeats,
+            "score_layers": self.score_layers,
         }
 
 
@@ -158,8 +160,13 @@ class EncodedClip:
     tokens: AudioTokens  # with `silent` set
 
 
-def encode_clip(lm: AudioLM, audio: Audio | str, prompt: str, max_new_tokens: int = 64) -> EncodedClip:
+def encode_clip(
+    lm: AudioLM, audio: Audio | str, prompt: str, max_new_tokens: int = 64, score_layers: int = 1
+) -> EncodedClip:
     """Validate, truncate and encode one clip once (scores and silence mask included).
+
+    score_layers: average the attention received over the encoder's last L layers (1 = the
+    paper's last layer).
 
     Raises AudioError / ValueError with a plain sentence for a clip too short for one token, an
     empty prompt, or a request longer than the model's context.
@@ -176,7 +183,7 @@ def encode_clip(lm: AudioLM, audio: Audio | str, prompt: str, max_new_tokens: in
     audio = audio.truncated(lm.max_seconds)
     inputs = lm.inputs(audio, prompt)
     _check_context(lm, inputs, max_new_tokens)
-    tokens = lm.encode(inputs)[0]
+    tokens = lm.encode(inputs, score_layers=score_layers)[0]
     if tokens.n < 1:
         raise AudioError(f"The clip is too short ({audio.seconds * 1000:.0f} ms) to give even one audio token.")
     tokens.silent = silent_tokens(audio.samples, audio.sample_rate, tokens.token_seconds, tokens.token_duration)
@@ -190,14 +197,15 @@ def compare(
     settings: list[Setting],
     max_new_tokens: int = 64,
     repeats: int = 3,
+    score_layers: int = 1,
 ) -> Comparison:
     """Encode `audio` once, then run the full model and every setting on that encoding.
 
     Prefill times are medians of `repeats` interleaved measurements (after one warm-up round);
     generation is greedy. Audio longer than the model takes is truncated (see
-    `Comparison.truncated_seconds`).
+    `Comparison.truncated_seconds`). score_layers: see `encode_clip`.
     """
-    clip = encode_clip(lm, audio, prompt, max_new_tokens)
+    clip = encode_clip(lm, audio, prompt, max_new_tokens, score_layers)
     audio, inputs, tokens = clip.audio, clip.inputs, clip.tokens
     chosen = [prune_tokens(tokens, s) for s in settings]
     full_in = lm.assemble(inputs, [tokens.embeddings])
@@ -234,6 +242,7 @@ def compare(
             PrunedRun(s, sel, ms, run(x, i)) for i, (s, (sel, _, ms), x) in enumerate(zip(settings, chosen, pruned_in))
         ],
         timing_repeats=repeats,
+        score_layers=score_layers,
     )
 
 

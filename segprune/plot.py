@@ -13,7 +13,9 @@ A token's x is the CENTRE of the audio it covers: ``token_seconds + token_durati
 
 Every trace and shape carries a ``name`` (see the constants below) so that tests and callers can
 find them: the marker traces (``legendgroup`` ``KEPT`` and ``DROPPED``) hold one marker per token between
-them, with ``customdata`` rows [index, start s, end s, kept 0/1].
+them, with ``customdata`` rows [index, start s, end s, kept 0/1, silent 0/1]. Silent stretches
+(tokens whose audio is silent, see `segprune.audio.silent_tokens`) are shaded bands named
+``SILENT_STRETCH``.
 """
 
 from __future__ import annotations
@@ -32,10 +34,12 @@ WAVE_KEPT = "audio kept"
 WAVE_DROPPED = "audio dropped"
 SEGMENT_BOUNDARY = "segment boundary"
 WINDOW_BOUNDARY = "window boundary"
+SILENT_STRETCH = "silent stretch"
 
 KEPT_COLOR = "#e4572e"  # warm orange-red: what the pruned model hears
 DROPPED_COLOR = "#9aa0a6"  # grey
 BOUNDARY_COLOR = "#3f51b5"
+SILENT_FILL = "rgba(63, 81, 181, 0.08)"
 WINDOW_COLOR = "#202124"
 MAX_WAVE_BINS = 4000  # waveform envelope resolution cap (2 strokes per pixel on a wide screen)
 
@@ -73,6 +77,7 @@ def token_figure(c: Comparison, index: int = 0, samples: np.ndarray | None = Non
         _add_waveform(fig, c, kept, np.asarray(samples, dtype=np.float32), sample_rate)
     _add_scores(fig, c, kept, row=rows)
     _add_boundaries(fig, c, p.selection.segment_bounds)
+    silent_runs = _add_silence(fig, c)
 
     method = get_method(p.setting.method)
     segments = f", S = {len(p.selection.segment_bounds) - 1}" if p.selection.segment_bounds is not None else ""
@@ -80,6 +85,8 @@ def token_figure(c: Comparison, index: int = 0, samples: np.ndarray | None = Non
     key.append(f"<span style='color:{DROPPED_COLOR}'>●</span> dropped")
     if p.selection.segment_bounds is not None:
         key.append("dashed: segment boundaries")
+    if silent_runs:
+        key.append("shaded: silent" + (" (dropped first)" if p.setting.drop_silent else ""))
     if len(c.tokens.window_starts) > 1:
         key.append(f"solid: {c.tokens.window_seconds:g} s encoder windows")
     title = (
@@ -145,7 +152,8 @@ def _add_scores(fig, c: Comparison, kept: np.ndarray, row: int) -> None:
     scores = np.asarray(c.tokens.scores, dtype=np.float64)
     index = np.arange(c.tokens.n)
     start = c.tokens.token_seconds
-    custom = np.stack([index, start, start + c.tokens.token_duration, kept.astype(np.float64)], axis=1)
+    silent = c.tokens.silent if c.tokens.silent is not None else np.zeros(c.tokens.n, dtype=bool)
+    custom = np.stack([index, start, start + c.tokens.token_duration, kept, silent], axis=1).astype(np.float64)
     fig.add_trace(
         go.Scatter(
             x=x,
@@ -160,6 +168,7 @@ def _add_scores(fig, c: Comparison, kept: np.ndarray, row: int) -> None:
         col=1,
     )
     hover = "token %{customdata[0]:.0f}<br>%{customdata[1]:.2f} to %{customdata[2]:.2f} s<br>score %{y:.3f}<br><b>"
+    quiet = np.where(silent, "<br>silent", "")
     for name, mask, marker in [
         (DROPPED, ~kept, dict(color=DROPPED_COLOR, size=5, opacity=0.45)),
         (KEPT, kept, dict(color=KEPT_COLOR, size=8, line=dict(color="white", width=0.5))),
@@ -173,11 +182,37 @@ def _add_scores(fig, c: Comparison, kept: np.ndarray, row: int) -> None:
                 marker=marker,
                 name=f"{name} ({int(mask.sum())})",
                 legendgroup=name,
-                hovertemplate=hover + name + "</b><extra></extra>",
+                text=quiet[mask],
+                hovertemplate=hover + name + "</b>%{text}<extra></extra>",
             ),
             row=row,
             col=1,
         )
+
+
+def _add_silence(fig, c: Comparison) -> int:
+    """Shade each run of silent tokens across both rows; returns the number of runs."""
+    if c.tokens.silent is None or not c.tokens.silent.any():
+        return 0
+    flags = np.concatenate([[False], c.tokens.silent, [False]]).astype(np.int8)
+    edges = np.flatnonzero(np.diff(flags))  # run starts and ends, alternating
+    starts = c.tokens.token_seconds
+    for first, end in zip(edges[::2], edges[1::2]):
+        x1 = float(starts[end - 1] + c.tokens.token_duration)
+        fig.add_shape(
+            type="rect",
+            x0=float(starts[first]),
+            x1=min(x1, c.audio_seconds),
+            xref="x",
+            y0=0,
+            y1=1,
+            yref="paper",
+            fillcolor=SILENT_FILL,
+            line=dict(width=0),
+            layer="below",
+            name=SILENT_STRETCH,
+        )
+    return len(edges) // 2
 
 
 def _add_boundaries(fig, c: Comparison, segment_bounds: np.ndarray | None) -> None:
@@ -211,6 +246,7 @@ __all__ = [
     "DROPPED",
     "KEPT",
     "SEGMENT_BOUNDARY",
+    "SILENT_STRETCH",
     "WINDOW_BOUNDARY",
     "kept_mask",
     "token_centres",

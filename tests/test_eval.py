@@ -157,7 +157,7 @@ def test_resume_refuses_another_model_or_task(tmp_path):
     check_config(tmp_path / "config.json", config)
     check_config(tmp_path / "config.json", {**config, "settings": [{"method": "random"}]})  # settings may grow
     assert len(json.loads((tmp_path / "config.json").read_text())["settings"]) == 2
-    for change in ({"model": "b"}, {"task": "mmau"}, {"max_new_tokens": 9}):
+    for change in ({"model": "b"}, {"task": "mmau"}, {"max_new_tokens": 9}, {"score_layers": 2}):
         with pytest.raises(ValueError, match="another --out folder"):
             check_config(tmp_path / "config.json", {**config, **change})
 
@@ -258,3 +258,48 @@ def test_load_hub_reads_a_local_dataset_folder_without_audio_decoders(tmp_path):
     items = load_hub(str(tmp_path), None, "test", limit=2)
     assert [(i.id, i.question, i.answer) for i in items] == [("0.wav", "q?", "yes"), ("1.wav", "q?", "yes")]
     assert abs(items[0].load().seconds - 1.0) < 1e-3
+
+
+def test_eval_with_silence_option_and_score_layers(tmp_path, capsys):
+    """--drop-silent adds a "silent tokens first out" row per setting; --score-layers is recorded."""
+    manifest = write_manifest(tmp_path, n=2)
+    out = tmp_path / "quiet"
+    argv = [
+        "eval",
+        "--model",
+        "tiny-qwen2-audio",
+        "--task",
+        "clothoaqa",
+        "--manifest",
+        manifest,
+        "--methods",
+        "segmentwise",
+        "topk",
+        "--keep",
+        "0.25",
+        "--drop-silent",
+        "--score-layers",
+        "2",
+        "--out",
+        str(out),
+        "--max-new-tokens",
+        "2",
+        "--repeats",
+        "1",
+        "--no-progress",
+        "--device",
+        "cpu",
+    ]
+    assert main(argv) == 0
+    text = (out / "table.md").read_text()
+    assert text.count("silent tokens first out") == 2
+    results = json.loads((out / "results.json").read_text())
+    assert results["score_layers"] == 2
+    assert json.loads((out / "config.json").read_text())["score_layers"] == 2
+    keys = {json.loads(line)["setting"] for line in (out / "generations.jsonl").read_text().splitlines()}
+    assert keys == {FULL, "segmentwise@0.25", "segmentwise+quiet@0.25", "topk@0.25", "topk+quiet@0.25"}
+    capsys.readouterr()
+    again = list(argv)
+    again[again.index("--score-layers") + 1] = "1"
+    assert main(again) == 2  # a resumed run may not change it
+    assert "score_layers" in capsys.readouterr().err

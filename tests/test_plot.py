@@ -107,3 +107,24 @@ def test_window_boundaries_beyond_30_seconds(tiny_models):
     m = markers(fig)
     assert len(m["kept"].x) + len(m["dropped"].x) == c.tokens.n == 1125
     assert max(m["dropped"].x.max(), m["kept"].x.max()) == pytest.approx(45.0 - 0.02)
+
+
+def test_silent_stretches_are_shaded_and_flagged(tiny_models):
+    lm = tiny_models["tiny-qwen2-audio"]
+    samples = scene(10.0, seed=4)
+    samples[16000 * 2 : 16000 * 5] = 0.0  # 3 s of digital silence
+    samples[16000 * 7 : 16000 * 8] = 0.0  # and 1 s more
+    audio = segprune.Audio(samples)
+    c = segprune.compare(lm, audio, "Describe.", [Setting("topk", 0.25, drop_silent=True)], max_new_tokens=1, repeats=1)
+    fig = token_figure(c, 0, samples)
+    from segprune.plot import SILENT_STRETCH
+
+    bands = sorted((s.x0, s.x1) for s in shapes(fig, SILENT_STRETCH))
+    assert len(bands) == 2
+    assert bands[0][0] == pytest.approx(2.0, abs=0.05) and bands[0][1] == pytest.approx(5.0, abs=0.05)
+    assert bands[1][0] == pytest.approx(7.0, abs=0.05) and bands[1][1] == pytest.approx(8.0, abs=0.05)
+    m = markers(fig)
+    flagged = np.concatenate([np.asarray(m[g].customdata)[:, 4] for g in ("kept", "dropped")])
+    assert int(flagged.sum()) == int(c.tokens.silent.sum())
+    assert not np.asarray(m["kept"].customdata)[:, 4].any()  # dropped first: none of them kept
+    assert "silent (dropped first)" in fig.layout.title.text

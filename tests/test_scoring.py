@@ -141,3 +141,26 @@ def test_scoring_path_never_asks_for_output_attentions():
     path = [root / "scoring.py", root / "compare.py", root / "pruner.py", *(root / "models").rglob("*.py")]
     offenders = [p.name for p in path if "output_attentions=" in p.read_text()]
     assert offenders == []
+
+
+@pytest.mark.parametrize("key", TINY_KEYS)
+def test_score_layers_average_the_last_layers(tiny_models, key):
+    """score_layers=2 is the mean of the last two layers' received attention; 1 is the last layer."""
+    lm = tiny_models[key]
+    inputs = lm.inputs(load_audio(scene(6.0)), "Describe.")
+    features = inputs["input_features"]
+    frame_lengths = lm._frame_lengths(lm._feature_mask(inputs).sum(-1))
+    rows = lm._scoring_rows(frame_lengths, lm._frame_lengths(features.shape[-1]))
+    second_last, last = lm._scoring_attentions(2)
+    assert last is lm._scoring_attention()
+    with ReceivedAttention(second_last, rows, lm.scoring_qk) as a, ReceivedAttention(last, rows, lm.scoring_qk) as b:
+        one = lm.encode(inputs)[0]
+    mean = [(x + y) / 2 for x, y in zip(a.scores, b.scores)]
+    expected = torch.cat(lm._window_scores(mean, frame_lengths)).double().numpy()
+    two = lm.encode(inputs, score_layers=2)[0]
+    np.testing.assert_allclose(two.scores[: len(expected)], expected[: two.n], atol=1e-6)
+    assert not np.allclose(one.scores, two.scores)
+    assert torch.equal(one.embeddings, two.embeddings)  # the hooks never change the forward pass
+    assert two.scoring_ms > 0
+    with pytest.raises(ValueError, match="last 1 to"):
+        lm.encode(inputs, score_layers=99)

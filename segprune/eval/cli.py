@@ -19,7 +19,12 @@ PAPER_KEEP = [0.5, 0.25, 0.1]
 
 
 def register_eval(subparsers) -> None:
-    from ..cli import add_model_arguments, keep_ratio, positive_int  # here: segprune.cli imports this module
+    from ..cli import (
+        add_model_arguments,
+        add_score_layers_argument,
+        keep_ratio,
+        positive_int,
+    )  # here: segprune.cli imports this module
     from . import TASKS
 
     p = subparsers.add_parser("eval", help="reproduce the paper's tables: every method x keep ratio on a benchmark")
@@ -38,6 +43,8 @@ def register_eval(subparsers) -> None:
     p.add_argument("--max-new-tokens", type=positive_int, default=None, help="default: the task's")
     p.add_argument("--repeats", type=positive_int, default=3, help="prefill timing repeats per clip (median)")
     p.add_argument("--sbert-model", default=None, help="Sentence-BERT model for MMAU option matching (name or folder)")
+    p.add_argument("--drop-silent", action="store_true", help="also run every setting with silent tokens dropped first")
+    add_score_layers_argument(p)
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=eval_command)
 
@@ -61,11 +68,23 @@ def eval_command(args) -> int:
         source = f"hub {dataset} ({config or 'default'}) split {split}"
     task.check(items)  # before loading a model
     lm = load_from_args(args)
-    settings = [Setting(m, r, args.segments, args.seed) for r in args.keep for m in args.methods]
+    quiet = [False, True] if args.drop_silent else [False]
+    settings = [Setting(m, r, args.segments, args.seed, q) for r in args.keep for m in args.methods for q in quiet]
     out = Path(args.out or f"runs/eval/{task.name}-{lm.name.replace('/', '_')}")
     if lm.random_weights:
         print(f"segprune: warning: {lm.name} has random weights: its scores are meaningless.", file=sys.stderr)
-    store = evaluate(lm, task, items, settings, out, source, args.max_new_tokens, args.repeats, not args.no_progress)
+    store = evaluate(
+        lm,
+        task,
+        items,
+        settings,
+        out,
+        source,
+        args.max_new_tokens,
+        args.repeats,
+        not args.no_progress,
+        score_layers=args.score_layers,
+    )
     keys = [FULL, *dict.fromkeys(setting_key(s) for s in settings)]
     results = summarise(task, items, store.records, keys, {"sbert_model": args.sbert_model})
     results.update(
@@ -78,6 +97,7 @@ def eval_command(args) -> int:
         decoding={"greedy": True, "max_new_tokens": args.max_new_tokens or task.max_new_tokens},
         segments=args.segments,
         seed=args.seed,
+        score_layers=args.score_layers,
         device=str(lm.device),
         dtype=str(lm.dtype).replace("torch.", ""),
         versions=_versions(),

@@ -38,6 +38,7 @@ def summarise(task: Task, items: list[Item], records: list[dict], keys: list[str
             "setting": key,
             "method": recs[0]["method"] if recs else None,
             "keep_ratio": recs[0]["keep_ratio"] if recs else None,
+            "drop_silent": recs[0].get("drop_silent", False) if recs else False,
         }
         if complete:
             scores = task.score(complete, [r["text"] for r in recs], options)
@@ -94,13 +95,15 @@ def table(results: dict, model: str, random_weights: bool) -> str:
     columns = ["Tokens kept", "Method", LABELS.get(primary, primary), "Δ vs full"]
     columns += [LABELS.get(m, m) for m in metrics if m != primary] + ["Prefill (ms)", "Prefill speedup"]
     lines = ["\n\n".join(head), "", "| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    order = sorted(rows[1:], key=lambda r: (-r["keep_ratio"], _method_rank(r["method"])))
+    order = sorted(rows[1:], key=lambda r: (-r["keep_ratio"], _method_rank(r["method"]), r["drop_silent"]))
     for row in rows[:1] + order:
         full = row["setting"] == FULL
         delta = row["relative_change_pct"].get(primary)
         cells = [
             "100 %" if full else f"{100 * row['keep_ratio']:g} %",
-            "Full model" if full else _label(row["method"]),
+            "Full model"
+            if full
+            else _label(row["method"]) + (", silent tokens first out" if row["drop_silent"] else ""),
             _fmt(row["metrics"].get(primary), primary),
             "—" if full else ("n/a" if delta is None else f"{delta:+.1f} %"),
         ]

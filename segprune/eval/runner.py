@@ -21,8 +21,10 @@ FULL = "full"
 
 
 def setting_key(setting: Setting) -> str:
-    """'segmentwise@0.25'; the row name in the JSONL, the results and the table."""
-    return f"{setting.method}@{setting.keep_ratio:g}"
+    """'segmentwise@0.25' ('segmentwise+quiet@0.25' when silent tokens go first); the row name in
+    the JSONL, the results and the table."""
+    quiet = "+quiet" if setting.drop_silent else ""
+    return f"{setting.method}{quiet}@{setting.keep_ratio:g}"
 
 
 class Generations:
@@ -56,7 +58,9 @@ class Generations:
         self.records.append(record)
 
 
-def run_config(lm: AudioLM, task: Task, settings: list[Setting], max_new_tokens: int, source: str) -> dict:
+def run_config(
+    lm: AudioLM, task: Task, settings: list[Setting], max_new_tokens: int, source: str, score_layers: int = 1
+) -> dict:
     """What must not change between an interrupted run and its resumption."""
     return {
         "task": task.name,
@@ -65,6 +69,7 @@ def run_config(lm: AudioLM, task: Task, settings: list[Setting], max_new_tokens:
         "random_weights": lm.random_weights,
         "source": source,
         "max_new_tokens": max_new_tokens,
+        "score_layers": score_layers,
         "decoding": "greedy",
         "settings": [asdict(s) for s in settings],
     }
@@ -74,8 +79,10 @@ def check_config(path: Path, config: dict) -> None:
     """Write the run's config, or check that a resumed run matches it (settings may be added)."""
     if path.exists():
         old = json.loads(path.read_text())
-        for key in ("task", "model", "source", "max_new_tokens"):
-            if old.get(key) != config[key]:
+        for key in ("task", "model", "source", "max_new_tokens", "score_layers"):
+            if old.get(key, 1 if key == "score_layers" else None) != config.get(
+                key, 1 if key == "score_layers" else None
+            ):
                 raise ValueError(
                     f"{path.parent} holds a run with {key}={old.get(key)!r}, not {config[key]!r}: "
                     "choose another --out folder or remove that one."
@@ -98,6 +105,7 @@ def evaluate(
     max_new_tokens: int | None = None,
     repeats: int = 1,
     progress: bool = True,
+    score_layers: int = 1,
 ) -> Generations:
     """Run every pending (item, setting) and return all generations of this folder.
 
@@ -109,7 +117,7 @@ def evaluate(
     task.check(items)
     max_new_tokens = max_new_tokens or task.max_new_tokens
     out.mkdir(parents=True, exist_ok=True)
-    check_config(out / "config.json", run_config(lm, task, settings, max_new_tokens, source))
+    check_config(out / "config.json", run_config(lm, task, settings, max_new_tokens, source, score_layers))
     store = Generations(out / "generations.jsonl")
     done = store.done
     by_key = {setting_key(s): s for s in settings}
@@ -121,7 +129,8 @@ def evaluate(
             todo = [k for k in keys if (item.id, k) not in done]
             if not todo:
                 continue
-            clip = encode_clip(lm, item.load(), task.prompt(item, lm.key), max_new_tokens)  # ONCE per clip
+            prompt = task.prompt(item, lm.key)
+            clip = encode_clip(lm, item.load(), prompt, max_new_tokens, score_layers)  # ONCE per clip
             inputs, tokens, cut = clip.inputs, clip.tokens, clip.audio.truncated_seconds
             prepared = {}
             for key in todo:
@@ -141,6 +150,7 @@ def evaluate(
                     "setting": key,
                     "method": setting.method if setting else None,
                     "keep_ratio": setting.keep_ratio if setting else 1.0,
+                    "drop_silent": setting.drop_silent if setting else False,
                     "text": g.text,
                     "n_audio_tokens": tokens.n,
                     "n_kept": selection.k if selection is not None else tokens.n,

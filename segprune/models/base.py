@@ -19,6 +19,7 @@ which frames the scoring layer sees (`attends_padding`, `_scoring_rows`) or its 
 from __future__ import annotations
 
 import time
+from contextlib import ExitStack
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -238,7 +239,14 @@ class AudioLM:
 
     def _scoring_attention(self) -> nn.Module:
         """The encoder's last self-attention module."""
-        return self.audio_encoder.layers[-1].self_attn
+        return self._scoring_attentions(1)[0]
+
+    def _scoring_attentions(self, layers: int) -> list[nn.Module]:
+        """The self-attention modules of the encoder's last `layers` layers."""
+        blocks = self.audio_encoder.layers
+        if not isinstance(layers, int) or not 1 <= layers <= len(blocks):
+            raise ValueError(f"Scores can average the last 1 to {len(blocks)} encoder layers, got {layers!r}.")
+        return [block.self_attn for block in blocks[-layers:]]
 
     def _feature_mask(self, inputs) -> torch.Tensor:
         """[W, mel frames]: 1 for the valid mel frames of each window (all of them without a mask)."""
@@ -271,21 +279,30 @@ class AudioLM:
         return (frame_lengths - n) // n + 1
 
     @torch.inference_mode()
-    def encode(self, inputs) -> list[AudioTokens]:
+    def encode(self, inputs, score_layers: int = 1) -> list[AudioTokens]:
         """Encode the audio of a processed batch once: one `AudioTokens` per batch row, with the
-        row's N equal to its number of audio placeholders."""
+        row's N equal to its number of audio placeholders.
+
+        score_layers: scores are the attention received in the encoder's last layer (1, the
+        paper's choice) or its mean over the last `score_layers` layers (one hook per layer: the
+        scoring cost grows linearly with it).
+        """
         features = inputs["input_features"].to(self.device, self.audio_encoder.dtype)
         feature_mask = self._feature_mask(inputs).to(self.device)
         frame_lengths = self._frame_lengths(feature_mask.sum(-1))
         rows = self._scoring_rows(frame_lengths, self._frame_lengths(features.shape[-1]))
         input_ids = inputs["input_ids"].to(self.device) if "input_ids" in inputs else None
-        with (
-            Stopwatch(self.device) as total,
-            ReceivedAttention(self._scoring_attention(), rows, self.scoring_qk) as hook,
-        ):
+        hooks = [ReceivedAttention(a, rows, self.scoring_qk) for a in self._scoring_attentions(score_layers)]
+        with Stopwatch(self.device) as total, ExitStack() as stack:
+            for hook in hooks:
+                stack.enter_context(hook)
             embeddings = self._audio_embeddings(features, feature_mask, input_ids)
-        window_scores = self._window_scores(hook.scores, frame_lengths)
-        return self._split_rows(self._audio_counts(inputs), embeddings, window_scores, total.ms - hook.ms, hook.ms)
+        frame_scores = [torch.stack(per_layer).mean(0) for per_layer in zip(*(h.scores for h in hooks))]
+        window_scores = self._window_scores(frame_scores, frame_lengths)
+        scoring_ms = sum(h.ms for h in hooks)
+        return self._split_rows(
+            self._audio_counts(inputs), embeddings, window_scores, total.ms - scoring_ms, scoring_ms
+        )
 
     def _audio_counts(self, inputs) -> list[int]:
         """N of each batch row: its number of audio placeholders."""

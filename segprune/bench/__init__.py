@@ -1,0 +1,110 @@
+"""`segprune bench`: where the real speedup is, measured honestly.
+
+    segprune bench --model qwen2-audio --preset mid --seconds 30 --keep 1 0.5 0.25 0.1 --json out.json
+
+For each audio length it times, in one process and interleaved: the language model's prefill on
+the full prompt and on each pruned prompt (median, min, speedup, the token-count bound), the
+encoder with segprune's scoring hook (the hook's own share), the peers' way of getting the same
+scores (`output_attentions=True` on an eager encoder: time, peak memory), every selection method,
+decode ms/token; then the growth of prefill time with audio length. Presets (`presets.py`)
+build a family's real architecture with random weights, so the 7B models can be timed on any
+machine that holds them, without a download; `mid` fits a CPU.
+
+The JSON layout is `result.Result` (its docstring is the schema). `python -m segprune.bench.gpu`
+is the one-shot GPU run behind `benchmarks/gpu.sh`.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+from pathlib import Path
+
+import torch
+
+from ..models.base import AudioLM
+from . import measure, report
+from .measure import Options
+from .memory import method as memory_method
+from .result import RANDOM_WEIGHTS_NOTE, SCHEMA, Result
+
+
+def machine_info(device: torch.device) -> dict:
+    import transformers
+
+    gpu = torch.cuda.get_device_name(device) if device.type == "cuda" else None
+    return {
+        "platform": platform.platform(),
+        "processor": _cpu_name(),
+        "cpus": os.cpu_count(),
+        "threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "gpu": gpu,
+        "load_before": _load(),
+        "load_after": None,
+        "memory": memory_method(device),
+    }
+
+
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _load() -> str | None:
+    try:
+        return " ".join(f"{x:.1f}" for x in os.getloadavg())
+    except OSError:
+        return None
+
+
+def model_info(lm: AudioLM, preset: str | None) -> dict:
+    audio, text = lm.model.config.audio_config, lm.model.config.text_config
+    tower = sum(p.numel() for p in lm.model.model.audio_tower.parameters())
+    total = sum(p.numel() for p in lm.model.parameters())
+    return {
+        "key": lm.key,
+        "name": lm.name,
+        "preset": preset,
+        "random_weights": lm.random_weights,
+        "device": str(lm.device),
+        "dtype": str(lm.dtype).removeprefix("torch."),
+        "params": {"total": total, "audio_encoder": tower, "rest": total - tower},
+        "encoder_layers": audio.num_hidden_layers,
+        "encoder_hidden": audio.hidden_size,
+        "llm_layers": text.num_hidden_layers,
+        "llm_hidden": text.hidden_size,
+        "llm_heads": text.num_attention_heads,
+        "llm_kv_heads": text.num_key_value_heads,
+        "vocab": text.vocab_size,
+    }
+
+
+def benchmark(lm: AudioLM, opts: Options, preset: str | None = None, log=measure._log) -> Result:
+    """Run every measurement of `opts` on `lm` and return the `Result` (fits and targets included)."""
+    for s in opts.seconds:
+        if not 0 < s <= lm.max_seconds:
+            raise ValueError(f"{lm.key} takes 0 to {lm.max_seconds:g} s of audio; {s:g} s is out of range.")
+    machine = machine_info(lm.device)
+    rows = measure.run(lm, opts, log)
+    machine["load_after"] = _load()
+    result = Result(
+        schema=SCHEMA,
+        note=RANDOM_WEIGHTS_NOTE if lm.random_weights else "",
+        model=model_info(lm, preset),
+        machine=machine,
+        options={k: v for k, v in vars(opts).items()},
+        **rows,
+    )
+    result.scaling = report.scaling(result.prefill)
+    result.targets = report.targets(result, result.model["encoder_layers"])
+    return result
+
+
+__all__ = ["Options", "Result", "benchmark"]

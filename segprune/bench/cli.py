@@ -1,0 +1,132 @@
+"""`segprune bench` on the command line (registered in `segprune.cli.COMMANDS`).
+
+    segprune bench --model KEY [--random-weights] [--preset NAME] --seconds 10 30 60 \
+        --keep 1 0.5 0.25 0.1 --methods segmentwise topk --repeats 5 [--json FILE] [--html FILE]
+    segprune bench --from-json FILE [--html FILE]      # report again from a saved run
+
+The markdown report goes to stdout, progress to stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+
+def positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text}")
+    return value
+
+
+def register_bench(subparsers) -> None:
+    from ..cli import add_model_arguments, add_score_layers_argument, keep_ratio, positive_int
+    from ..methods import DEFAULT_METHOD, DEFAULT_SEGMENTS, METHODS
+    from .measure import SELECTION_N
+
+    p = subparsers.add_parser(
+        "bench",
+        help="time prefill (full vs pruned), encoder, scoring hook, selection, decode and memory",
+        description="Benchmark a model with random or real weights; prints a markdown report.",
+    )
+    add_model_arguments(p)
+    p.add_argument("--random-weights", action="store_true", help="build --model's architecture with random weights")
+    p.add_argument("--preset", default=None, help="size of the random-weight model: full (the real one), mid, tiny")
+    p.add_argument("--seconds", type=positive_float, nargs="+", default=[30.0], help="audio lengths to time")
+    p.add_argument("--keep", type=keep_ratio, nargs="+", default=[1.0, 0.5, 0.25, 0.1], help="keep ratios")
+    p.add_argument(
+        "--methods",
+        nargs="+",
+        default=[DEFAULT_METHOD],
+        choices=list(METHODS),
+        metavar="METHOD",
+        help=f"selection methods ({', '.join(METHODS)}); the first chooses the prefilled tokens",
+    )
+    p.add_argument("--segments", type=positive_int, default=DEFAULT_SEGMENTS)
+    p.add_argument("--repeats", type=positive_int, default=5, help="timed runs per measurement")
+    p.add_argument("--warmup", type=int, default=1, help="untimed rounds before the timed ones")
+    p.add_argument("--decode-tokens", type=int, default=8, help="greedy steps for decode ms/token (0: skip)")
+    p.add_argument(
+        "--baseline-seconds",
+        type=positive_float,
+        nargs="*",
+        default=[30.0],
+        help="lengths at which to run the output_attentions baseline (none: skip)",
+    )
+    p.add_argument("--selection-n", type=positive_int, default=SELECTION_N, help="N of the synthetic selection test")
+    add_score_layers_argument(p)
+    p.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads (default: torch's)")
+    p.add_argument("--json", dest="json_path", default=None, help="write the result as JSON (schema: bench/result.py)")
+    p.add_argument("--html", default=None, help="write the plotly figures as a self-contained HTML file")
+    p.add_argument("--from-json", default=None, help="report a saved result instead of measuring")
+    p.set_defaults(func=bench_command)
+
+
+def load_bench_model(args):
+    """The model to time: a preset with random weights, or `load_model` (real or tiny)."""
+    import torch
+
+    from ..cli import load_from_args
+    from ..models import ModelLoadError, default_device, default_dtype, registry
+    from .presets import TINY, build
+
+    spec = registry().get(args.model)
+    preset = args.preset or (("full" if not spec.tiny else TINY) if args.random_weights and spec else None)
+    if preset is None:
+        try:
+            return load_from_args(args), TINY if spec and spec.tiny else None
+        except ModelLoadError as err:
+            hint = "to time the architecture without its weights, add --random-weights (full size) or --preset mid"
+            raise ModelLoadError(f"{err} For `segprune bench`: {hint}.") from None
+    if spec is None:
+        raise ModelLoadError(
+            f"--preset needs a registry key for --model ({', '.join(registry())}), not {args.model!r}."
+        )
+    if spec.tiny and preset != TINY:
+        raise ValueError(f"{args.model} is the tiny variant; for --preset {preset} use --model {spec.family.key}.")
+    device = torch.device(args.device) if args.device else default_device()
+    dtype = getattr(torch, args.dtype) if args.dtype else default_dtype(device, random_weights=True)
+    return build(spec.family, preset, device, dtype), preset
+
+
+def bench_command(args) -> int:
+    from . import Options, benchmark, report
+    from .result import Result
+
+    if args.from_json:
+        try:
+            result = Result.from_dict(json.loads(Path(args.from_json).read_text()))
+        except OSError as err:
+            raise ValueError(f"Cannot read {args.from_json}: {err.strerror}.") from None
+    else:
+        import torch
+
+        if min(args.warmup, args.decode_tokens) < 0:
+            raise ValueError("--warmup and --decode-tokens must be at least 0.")
+        if args.threads:
+            torch.set_num_threads(args.threads)
+        lm, preset = load_bench_model(args)
+        opts = Options(
+            seconds=list(args.seconds),
+            keep=sorted(set(args.keep) | {1.0}, reverse=True),
+            methods=list(dict.fromkeys(args.methods)),
+            segments=args.segments,
+            repeats=args.repeats,
+            warmup=args.warmup,
+            decode_tokens=args.decode_tokens,
+            baseline_seconds=list(args.baseline_seconds),
+            selection_n=args.selection_n,
+            score_layers=args.score_layers,
+        )
+        result = benchmark(lm, opts, preset)
+        if args.json_path:
+            Path(args.json_path).write_text(json.dumps(result.to_dict(), indent=1) + "\n")
+    if args.html:
+        report.write_html(result, args.html)
+    print(report.markdown(result), end="")
+    return 0

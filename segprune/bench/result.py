@@ -1,0 +1,151 @@
+"""What `segprune bench` measures, as plain dataclasses: this module IS the JSON schema.
+
+`--json FILE` writes `Result.to_dict()`: one object with the keys of `Result` below, each list
+holding objects with the keys of its row class. Times are in ms, memory in MiB, audio in
+seconds. Medians and minima are over `options.repeats` timed runs after `options.warmup`
+untimed rounds, with the compared functions interleaved in one process (`segprune.timing`).
+`schema` names this layout ("segprune-bench/1"); a change of any key changes the number.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+
+SCHEMA = "segprune-bench/1"
+RANDOM_WEIGHTS_NOTE = (
+    "RANDOM WEIGHTS: the model has the real architecture but random weights; token counts, "
+    "timings and memory are real, the scores and any generated text are meaningless."
+)
+
+
+@dataclass
+class PrefillRow:
+    """The language model's prefill on one clip, full vs pruned to K tokens, timed interleaved."""
+
+    seconds: float  # audio length
+    n: int  # N, audio tokens of the clip
+    keep_ratio: float  # fraction kept; 1.0 is the full model
+    k: int  # K, audio tokens the pruned prompt keeps
+    method: str  # whose kept tokens were prefilled (the cost depends on K only)
+    prompt_tokens_full: int  # text + N
+    prompt_tokens: int  # text + K
+    prefill_ms: float  # median
+    prefill_ms_min: float
+    full_prefill_ms: float  # the full model's median in the same interleaved loop
+    full_prefill_ms_min: float
+    speedup: float  # full_prefill_ms / prefill_ms (ratio of medians)
+    bound: float  # ideal speedup from token counts: prompt_tokens_full / prompt_tokens
+    of_bound: float  # speedup / bound
+    prefill_cpu_ms: float | None  # median process CPU time of one prefill (CPU devices; else None)
+    cpu_speedup: float | None  # full / pruned median CPU time: robust to other processes on the machine
+    decode_ms_per_token: float | None  # mean greedy step after the prefill (None: not measured)
+    peak_mb: float  # memory one prefill adds at its peak (see Result.machine["memory"])
+
+
+@dataclass
+class EncoderRow:
+    """One encoder pass (features -> embeddings + scores) with segprune's scoring hook."""
+
+    seconds: float
+    n: int
+    windows: int  # 30 s encoder windows
+    encode_ms: float  # median wall time of the whole pass, hook included
+    encode_ms_min: float
+    encoder_ms: float  # median, the hook's own time excluded
+    scoring_ms: float  # median time spent inside the hook
+    scoring_share: float  # median over runs of scoring_ms / encoder_ms
+    peak_mb: float  # memory the pass adds at its peak
+
+
+@dataclass
+class BaselineRow:
+    """Scores the peers' way (eager encoder, output_attentions=True) vs segprune's hook, interleaved."""
+
+    seconds: float
+    n: int
+    ours_ms: float  # median of the whole pass with the hook (SDPA encoder)
+    ours_ms_min: float
+    peers_ms: float  # median of the whole pass with eager attention and output_attentions
+    peers_ms_min: float
+    ours_peak_mb: float
+    peers_peak_mb: float
+    memory_ratio: float  # peers_peak_mb / ours_peak_mb
+    time_ratio: float  # peers_ms / ours_ms
+    max_score_diff: float  # max |peers' score - ours| over the N tokens (same definition)
+
+
+@dataclass
+class SelectionRow:
+    """One selection method on one score vector."""
+
+    method: str
+    n: int
+    keep_ratio: float
+    k: int
+    select_ms: float  # median
+    select_ms_min: float
+    source: str  # "clip": the clip's own scores; "synthetic": random scores of length n
+
+
+@dataclass
+class ScalingFit:
+    """Prefill time against audio length at one keep ratio: time ~ seconds ** exponent. The text
+    part of the prompt is fixed, so against the prompt length the exponent is larger."""
+
+    keep_ratio: float
+    exponent: float | None  # least-squares slope of log(ms) on log(seconds); None below 2 lengths
+    exponent_prompt: float | None  # the same against the prompt length (text tokens included)
+    seconds: list[float]
+    prompt_tokens: list[int]
+    prefill_ms: list[float]
+
+
+@dataclass
+class Target:
+    """One of issue 4's targets, checked on this run where it applies."""
+
+    name: str
+    value: float
+    target: str  # e.g. ">= 0.90"
+    met: bool
+    detail: str
+
+
+ROWS = {
+    "prefill": PrefillRow,
+    "encoder": EncoderRow,
+    "baseline": BaselineRow,
+    "selection": SelectionRow,
+    "scaling": ScalingFit,
+    "targets": Target,
+}
+
+
+@dataclass
+class Result:
+    schema: str
+    note: str  # RANDOM_WEIGHTS_NOTE, or "" for real weights
+    model: dict  # key, name, preset, random_weights, dtype, device, params, audio/text sizes
+    machine: dict  # platform, processor, cpus, threads, torch, transformers, gpu, load, memory
+    options: dict  # the run's arguments (seconds, keep, methods, repeats, warmup, ...)
+    prefill: list[PrefillRow] = field(default_factory=list)
+    encoder: list[EncoderRow] = field(default_factory=list)
+    baseline: list[BaselineRow] = field(default_factory=list)
+    selection: list[SelectionRow] = field(default_factory=list)
+    scaling: list[ScalingFit] = field(default_factory=list)
+    targets: list[Target] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> Result:
+        """Read back a `to_dict()` (e.g. a JSON file from a GPU run); ValueError on another schema."""
+        if data.get("schema") != SCHEMA:
+            raise ValueError(f"Not a {SCHEMA} result (schema: {data.get('schema')!r}).")
+        try:
+            plain = {f.name: data[f.name] for f in fields(cls) if f.name not in ROWS}
+            rows = {name: [row(**r) for r in data.get(name, [])] for name, row in ROWS.items()}
+        except (KeyError, TypeError) as err:
+            raise ValueError(f"A {SCHEMA} result with a missing or unknown field ({err}).") from None
+        return cls(**plain, **rows)

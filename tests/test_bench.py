@@ -1,0 +1,256 @@
+"""`segprune bench` on the tiny models: the command, the JSON schema, the presets, the GPU entry.
+
+No test asserts a timing: times are only checked to be positive and consistent with each other.
+"""
+
+import dataclasses
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from segprune.bench import gpu, presets, report
+from segprune.bench.measure import peers_scores, synthetic_audio
+from segprune.bench.memory import PeakMemory
+from segprune.bench.result import ROWS, SCHEMA, Result
+from segprune.cli import main
+from segprune.methods import keep_count
+from segprune.models.audioflamingo3 import AudioFlamingo3LM
+from segprune.models.qwen2_audio import Qwen2AudioLM
+
+SECONDS = [5.0, 40.0]  # one and two encoder windows
+KEEP = [0.5, 0.1]
+METHODS = ["segmentwise", "topk", "visionzip"]
+
+
+@pytest.fixture(scope="module")
+def bench_run(tmp_path_factory):
+    """One bench run on tiny Audio Flamingo 3, shared by the tests below."""
+    folder = tmp_path_factory.mktemp("bench")
+    path, html = folder / "bench.json", folder / "bench.html"
+    argv = ["bench", "--model", "tiny-audio-flamingo-3", "--device", "cpu", "--seconds", *map(str, SECONDS)]
+    argv += [
+        "--keep",
+        *map(str, KEEP),
+        "--methods",
+        *METHODS,
+        "--repeats",
+        "2",
+        "--warmup",
+        "0",
+        "--decode-tokens",
+        "3",
+    ]
+    argv += ["--baseline-seconds", "5", "--selection-n", "2000", "--json", str(path), "--html", str(html)]
+    return argv, path, html
+
+
+@pytest.fixture(scope="module")
+def bench_output(bench_run):
+    import contextlib
+    import io
+
+    argv, path, html = bench_run
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        code = main(argv)
+    return code, out.getvalue(), json.loads(path.read_text()), html
+
+
+def test_bench_json_follows_the_schema(bench_output):
+    code, _, data, _ = bench_output
+    assert code == 0
+    assert data["schema"] == SCHEMA
+    assert set(data) == {f.name for f in dataclasses.fields(Result)}
+    for name, row in ROWS.items():
+        for record in data[name]:
+            assert set(record) == {f.name for f in dataclasses.fields(row)}, name
+    assert "RANDOM WEIGHTS" in data["note"] and data["model"]["random_weights"] is True
+    assert data["model"]["key"] == "audio-flamingo-3" and data["model"]["preset"] == "tiny"
+    assert data["machine"]["threads"] >= 1 and data["machine"]["memory"]
+    assert Result.from_dict(data).to_dict() == data  # lossless round trip
+
+
+def test_bench_rows_are_consistent(bench_output):
+    _, _, data, _ = bench_output
+    prefill = data["prefill"]
+    assert sorted({(r["seconds"], r["keep_ratio"]) for r in prefill}) == sorted(
+        (s, r) for s in SECONDS for r in [1.0, *KEEP]
+    )  # keep 1.0 (the full model) is always measured
+    for r in prefill:
+        n = int(r["seconds"] * 25)
+        assert r["n"] == n and r["k"] == keep_count(n, r["keep_ratio"])
+        assert r["prompt_tokens_full"] - r["prompt_tokens"] == n - r["k"]
+        assert r["prefill_ms"] > 0 and r["prefill_ms_min"] <= r["prefill_ms"]
+        assert math.isclose(r["speedup"], r["full_prefill_ms"] / r["prefill_ms"], rel_tol=1e-9)
+        assert math.isclose(r["bound"], r["prompt_tokens_full"] / r["prompt_tokens"], rel_tol=1e-9)
+        assert math.isclose(r["of_bound"], r["speedup"] / r["bound"], rel_tol=1e-9)
+        assert r["prefill_cpu_ms"] > 0 and r["cpu_speedup"] > 0  # measured on CPU devices
+        assert r["peak_mb"] >= 0
+        assert r["decode_ms_per_token"] is None or r["decode_ms_per_token"] > 0
+        assert r["method"] == ("none" if r["keep_ratio"] == 1.0 else "segmentwise")
+    assert [e["windows"] for e in data["encoder"]] == [1, 2]
+    for e in data["encoder"]:
+        assert 0 < e["scoring_ms"] and 0 < e["encoder_ms"] <= e["encode_ms"] * 1.5 and e["scoring_share"] > 0
+    [base] = data["baseline"]  # only at --baseline-seconds 5
+    assert base["seconds"] == 5 and base["peers_peak_mb"] > 0
+    assert base["max_score_diff"] < 1e-3  # the peers' way and the hook compute the same scores
+    sources = {(r["source"], r["n"]) for r in data["selection"]}
+    assert sources == {("clip", 125), ("clip", 1000), ("synthetic", 2000)}
+    assert len(data["selection"]) == len(sources) * len(KEEP) * len(METHODS)
+    fits = {f["keep_ratio"]: f for f in data["scaling"]}
+    assert set(fits) == {1.0, *KEEP} and all(f["exponent"] and f["exponent_prompt"] for f in fits.values())
+    assert all(len(f["seconds"]) == len(SECONDS) for f in fits.values())
+    assert data["targets"] == []  # no 30 s clip, no 15,000-token selection in this small run
+
+
+def test_bench_report_and_figure(bench_output, bench_run, capsys):
+    _, out, _, html = bench_output
+    assert "RANDOM WEIGHTS" in out
+    for heading in ["### Prefill", "### Encoder and scoring hook", "### Scores", "### Selection", "### Scaling"]:
+        assert heading in out
+    assert html.stat().st_size > 100_000 and "plotly" in html.read_text()[:100_000].lower()
+    # the same report again from the saved JSON, without a model
+    assert main(["bench", "--from-json", str(bench_run[1])]) == 0
+    assert capsys.readouterr().out == out
+
+
+def test_bench_refuses_audio_longer_than_the_model_takes(capsys):
+    code = main(["bench", "--model", "tiny-qwen2-audio", "--device", "cpu", "--seconds", "31", "--repeats", "1"])
+    err = capsys.readouterr().err
+    assert code == 2 and "31 s is out of range" in err and len(err.strip().splitlines()) == 1
+
+
+def test_bench_from_json_errors_are_one_line(tmp_path, capsys):
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"schema": SCHEMA, "note": ""}))
+    for path, message in [(tmp_path / "missing.json", "Cannot read"), (bad, "missing or unknown field")]:
+        assert main(["bench", "--from-json", str(path)]) == 2
+        err = capsys.readouterr().err
+        assert message in err and len(err.strip().splitlines()) == 1
+
+
+def test_targets_are_checked_where_the_run_has_them():
+    row = {
+        "seconds": 30.0,
+        "n": 750,
+        "keep_ratio": 0.25,
+        "k": 188,
+        "method": "segmentwise",
+        "prompt_tokens_full": 800,
+        "prompt_tokens": 238,
+        "prefill_ms": 10.0,
+        "prefill_ms_min": 9.0,
+        "full_prefill_ms": 31.0,
+        "full_prefill_ms_min": 30.0,
+        "speedup": 3.1,
+        "bound": 800 / 238,
+        "of_bound": 3.1 / (800 / 238),
+        "prefill_cpu_ms": 9.0,
+        "cpu_speedup": 2.9,
+        "decode_ms_per_token": None,
+        "peak_mb": 1.0,
+    }
+    result = Result(SCHEMA, "", {}, {}, {"selection_repeats": 20}, prefill=[ROWS["prefill"](**row)])
+    wall, cpu = report.targets(result, encoder_layers=12)
+    assert wall.met and wall.value == pytest.approx(0.922, abs=1e-3)
+    assert not cpu.met and cpu.value == pytest.approx(0.863, abs=1e-3)
+
+
+def test_growth_exponent():
+    seconds = [10.0, 30.0, 60.0, 120.0]
+    assert report.growth_exponent(seconds, [3 * s**1.5 for s in seconds]) == pytest.approx(1.5)
+    assert report.growth_exponent([30.0, 30.0], [1.0, 2.0]) is None
+
+
+def test_peers_baseline_restores_the_encoder(tiny_models):
+    lm = tiny_models["tiny-qwen2-audio"]
+    tower = lm.model.model.audio_tower
+    inputs = lm.inputs(synthetic_audio(3.0), "Describe.")
+    scores = peers_scores(lm, inputs)
+    assert np.abs(scores - lm.encode(inputs)[0].scores).max() < 1e-3
+    assert tower.config._attn_implementation == "sdpa" and not tower.config.output_attentions
+    assert not tower._forward_hooks
+
+
+def test_presets_carry_the_real_architectures():
+    for family in (Qwen2AudioLM, AudioFlamingo3LM):
+        assert presets.preset_names(family.key) == ["full", "mid", "tiny"]
+    full = presets.parameter_count(Qwen2AudioLM, "full")  # counted on the meta device
+    assert full["total"] == pytest.approx(8.40e9, rel=0.01)  # the hub model card: 8.4 B parameters
+    assert full["audio_encoder"] == pytest.approx(0.64e9, rel=0.02)  # Whisper-large-v3 encoder
+    af3 = presets.parameter_count(AudioFlamingo3LM, "full")
+    # Qwen2.5-7B (7.6 B) + the same encoder + a 2-layer projector
+    assert af3["total"] == pytest.approx(8.27e9, rel=0.02) and af3["audio_encoder"] == full["audio_encoder"]
+    with pytest.raises(ValueError, match="No preset 'huge'"):
+        presets.load_preset("qwen2-audio", "huge")
+
+
+def test_build_refuses_a_preset_that_does_not_fit(monkeypatch):
+    class Small:
+        available = 2 * 2**30
+
+    monkeypatch.setattr(presets.psutil, "virtual_memory", lambda: Small)
+    with pytest.raises(ValueError, match="needs 31.3 GiB .* only 2.0 GiB are free"):
+        presets.build(Qwen2AudioLM, "full", "cpu", torch.float32)
+
+
+def test_peak_memory_attributes_one_phase():
+    with PeakMemory("cpu") as idle:
+        pass
+    with PeakMemory("cpu") as busy:
+        block = np.ones(200 * 2**20 // 8)  # 200 MiB, touched
+        del block
+    assert idle.mb < 50 and 150 < busy.mb < 400
+
+
+def test_gpu_entry_runs_on_cpu_with_the_tiny_preset(tmp_path, capsys):
+    argv = ["--out", str(tmp_path), "--preset", "tiny", "--device", "cpu", "--dtype", "float32", "--repeats", "1"]
+    argv += ["--decode-tokens", "2"]
+    assert gpu.main([*argv, "--long", "30"]) == 0
+    assert {p.name for p in tmp_path.iterdir()} == {
+        "gpu-qwen2-audio.json",
+        "gpu-audio-flamingo-3.json",
+        "gpu.md",
+        "gpu.html",
+    }
+    af3 = json.loads((tmp_path / "gpu-audio-flamingo-3.json").read_text())
+    assert sorted(r["keep_ratio"] for r in af3["prefill"]) == [0.1, 0.25, 0.5, 1.0]
+    md = (tmp_path / "gpu.md").read_text()
+    assert "paper A100 ms" in md and "162.5" in md and md.count("RANDOM WEIGHTS") == 2
+
+
+def test_bench_score_layers_is_recorded_and_skips_the_last_layer_baseline(tmp_path, capsys):
+    path = tmp_path / "l2.json"
+    argv = [
+        "bench",
+        "--model",
+        "tiny-qwen2-audio",
+        "--device",
+        "cpu",
+        "--seconds",
+        "5",
+        "--keep",
+        "0.5",
+        "--repeats",
+        "1",
+        "--warmup",
+        "0",
+        "--decode-tokens",
+        "0",
+        "--baseline-seconds",
+        "5",
+        "--selection-n",
+        "500",
+        "--score-layers",
+        "2",
+        "--json",
+        str(path),
+    ]
+    assert main(argv) == 0
+    result = json.loads(path.read_text())
+    assert result["options"]["score_layers"] == 2
+    assert not result.get("baseline")  # the peers' scores are last-layer only
+    assert all(row["scoring_ms"] > 0 for row in result["encoder"])
