@@ -75,8 +75,10 @@ def marker_traces(fig: dict) -> dict[str, dict]:
 
 
 def kept_indices(fig: dict) -> list[int]:
-    custom = plotly_array(marker_traces(fig)["kept"]["customdata"])
-    return sorted(int(i) for i in custom.reshape(-1, 4)[:, 0])
+    """The token indices of the kept markers (column 0 of their customdata rows)."""
+    kept = marker_traces(fig)["kept"]
+    custom = plotly_array(kept["customdata"])
+    return sorted(int(i) for i in custom.reshape(len(plotly_array(kept["x"])), -1)[:, 0])
 
 
 def shapes_named(fig: dict, name: str) -> list[dict]:
