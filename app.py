@@ -222,6 +222,11 @@ def readouts(c, lm, audio=None, max_seconds: float | None = None) -> dict:
     if audio is not None and (audio.source_rate != audio.sample_rate or audio.source_channels > 1):
         channels = f", {audio.source_channels} channels" if audio.source_channels > 1 else ""
         facts.insert(1, f"input {audio.source_rate / 1000:g} kHz{channels} → {audio.sample_rate / 1000:g} kHz mono")
+    if c.tokens.silent is not None and c.tokens.silent.any():
+        quiet = int(c.tokens.silent.sum())
+        kept_quiet = int(c.tokens.silent[p.selection.indices].sum())
+        how = "dropped first" if p.setting.drop_silent else "treated like the others"
+        facts.append(f"{quiet} silent tokens (shaded), {how}: {kept_quiet} kept")
     details = [" · ".join(facts)]
     if c.truncated_seconds > 0:
         details.append(f"⚠️ **Truncated:** {truncation_notice(c, lm, max_seconds)}")
@@ -340,7 +345,7 @@ def _is_number(value) -> bool:
 
 def make_request(lm, limits: Limits | None = None, repeats: int = 3):
     """The function behind the Run button: (audio path, method, keep, segments, prompt, max new
-    tokens, compare all) -> the page's outputs, or gr.Error with one plain sentence. Every request
+    tokens, compare all, silent tokens first out) -> the page's outputs, or gr.Error with one plain sentence. Every request
     has its own state (the model's hooks live only inside its own encoder pass); nothing is kept
     between requests."""
     limits = limits or Limits()
@@ -364,6 +369,7 @@ def make_request(lm, limits: Limits | None = None, repeats: int = 3):
         prompt,
         max_new_tokens,
         compare_all,
+        drop_silent=False,
         progress=gr.Progress(),  # noqa: B008 - Gradio's idiom: it injects the tracker
     ):
         if not audio_path:
@@ -382,8 +388,10 @@ def make_request(lm, limits: Limits | None = None, repeats: int = 3):
                 f"The clip is {audio.seconds + audio.truncated_seconds:.1f} s long; only its first "
                 f"{max_seconds:g} s are used."
             )
+        if drop_silent not in (None, True, False):
+            raise gr.Error(f"'Silent tokens first out' must be true or false; got {_shown(drop_silent)}.")
         names = [method] + ([m for m in METHODS if m != method] if compare_all else [])
-        settings = [segprune.Setting(m, keep, segments) for m in names]
+        settings = [segprune.Setting(m, keep, segments, drop_silent=bool(drop_silent)) for m in names]
         progress(0.1, desc="Encoding the clip once, then running the full and the pruned model")
         try:
             c = infer(audio, prompt, settings, max_new_tokens)
@@ -462,6 +470,12 @@ def build_demo(lm, fallback_reason: str | None = None, repeats: int = 3, limits:
                     compare_all = gr.Checkbox(
                         False, label="Compare all methods (one encoder pass)", elem_id="compare-all"
                     )
+                    drop_silent = gr.Checkbox(
+                        False,
+                        label="Silent tokens first out",
+                        info="keep tokens of silent stretches only once all others are kept",
+                        elem_id="drop-silent",
+                    )
                 button = gr.Button("Run", variant="primary", elem_id="run")
                 if clips := examples():
                     gr.Examples(
@@ -504,7 +518,7 @@ def build_demo(lm, fallback_reason: str | None = None, repeats: int = 3, limits:
         preset.change(lambda name: PROMPTS[name], preset, prompt, **ui)
         button.click(
             run,
-            [audio, method, keep, segments, prompt, max_new_tokens, compare_all],
+            [audio, method, keep, segments, prompt, max_new_tokens, compare_all, drop_silent],
             [summary, full_text, full_stats, pruned_text, pruned_stats, plot, details, table],
             api_name="run",
         )

@@ -14,6 +14,8 @@ from apphelpers import figure_dict, import_app, kept_indices, marker_traces, plo
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 
+from conftest import scene
+
 from segprune.audio import load_audio
 from segprune.cli import main as cli_main
 from segprune.methods import METHODS, keep_count
@@ -32,14 +34,16 @@ def client(tiny_models):
         yield Client(url, verbose=False)
 
 
-def run_app(client, wav, method, keep=KEEP, segments=SEGMENTS, compare_all=False, prompt=PROMPT):
-    out = client.predict(handle_file(wav), method, keep, segments, prompt, MAX_NEW, compare_all, api_name="/run")
+def run_app(client, wav, method, keep=KEEP, segments=SEGMENTS, compare_all=False, prompt=PROMPT, *quiet):
+    args = (handle_file(wav), method, keep, segments, prompt, MAX_NEW, compare_all, *quiet)
+    out = client.predict(*args, api_name="/run")
     names = ["summary", "full_text", "full_stats", "pruned_text", "pruned_stats", "plot", "details", "table"]
     return dict(zip(names, out, strict=True))
 
 
-def run_cli(capsys, wav, method, keep=KEEP, segments=SEGMENTS):
+def run_cli(capsys, wav, method, keep=KEEP, segments=SEGMENTS, *extra):
     argv = ["run", wav, "--model", "tiny-qwen2-audio", "--device", "cpu", "--method", method, "--keep", str(keep)]
+    argv += list(extra)
     argv += ["--segments", str(segments), "--prompt", PROMPT, "--max-new-tokens", str(MAX_NEW), "--repeats", "1"]
     assert cli_main(argv + ["--json"]) == 0
     return json.loads(capsys.readouterr().out)
@@ -160,3 +164,19 @@ def test_bundled_examples_load():
         assert 5.0 <= audio.seconds <= 10.0 and audio.source_rate == 16000 and prompt.endswith((".", "?"))
         assert np.abs(audio.samples).max() > 0.1  # not silence
     assert sum(Path(path).stat().st_size for path, _ in clips) < 500_000
+
+
+def test_silent_tokens_first_out_matches_the_cli(client, capsys, tmp_path):
+    samples = scene(10.0, seed=5)
+    samples[16000 * 2 : 16000 * 6] = 0.0  # 4 s of silence
+    wav = str(tmp_path / "pause.wav")
+    soundfile.write(wav, samples, 16000)
+    out = run_app(client, wav, "topk", 0.25, SEGMENTS, False, PROMPT, True)
+    record = run_cli(capsys, wav, "topk", 0.25, SEGMENTS, "--drop-silent")
+    silent = np.asarray(record["silent"])
+    assert silent.sum() >= 95  # the 4 s pause (100 tokens, give or take the edges)
+    kept = kept_indices(figure_dict(out["plot"]))
+    assert kept == record["kept_indices"] and not silent[kept].any()
+    assert "silent tokens (shaded), dropped first: 0 kept" in out["details"]
+    plain = run_app(client, wav, "topk", 0.25)  # the option is off by default
+    assert "treated like the others" in plain["details"]
