@@ -92,13 +92,13 @@ def token_figure(c: Comparison, index: int = 0, samples: np.ndarray | None = Non
     title = (
         f"<b>{method.label}{segments}</b>: kept <b>{p.selection.k}</b> of {c.tokens.n} audio tokens "
         f"({100 * p.selection.k / c.tokens.n:.1f} %)<br><span style='font-size:12px;color:#5f6368'>"
-        + " · ".join(key)
+        + "<br>".join(" · ".join(key[i : i + 3]) for i in range(0, len(key), 3))  # 3 per line: no clipping
         + "</span>"
     )
     fig.update_layout(
         title=dict(text=title, x=0.01, xanchor="left", y=0.97, yanchor="top", yref="container", font=dict(size=15)),
         height=480 if with_wave else 360,
-        margin=dict(l=60, r=20, t=78, b=45),
+        margin=dict(l=60, r=20, t=78 + 16 * ((len(key) - 1) // 3), b=45),
         showlegend=False,  # the title says what the colours mean
         hovermode="closest",
         plot_bgcolor="white",
