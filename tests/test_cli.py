@@ -21,29 +21,19 @@ def run_cli(capsys, *argv):
     return code, out, err
 
 
+def run_json(capsys, wav, key, *extra):
+    """`segprune run WAV --model KEY --json` on the CPU with one timing repeat: (exit code, record, stderr)."""
+    code, out, err = run_cli(capsys, "run", wav, "--model", key, "--json", "--repeats", "1", "--device", "cpu", *extra)
+    return code, json.loads(out) if code == 0 else None, err
+
+
 @pytest.mark.parametrize("key", TINY_KEYS)
 def test_run_json_fields_are_consistent(capsys, wav_factory, key):
     seconds = SECONDS[key]
     family = registry()[key].family
     wav = wav_factory(seconds)
-    code, out, err = run_cli(
-        capsys,
-        "run",
-        wav,
-        "--model",
-        key,
-        "--keep",
-        "0.25",
-        "--json",
-        "--max-new-tokens",
-        "4",
-        "--repeats",
-        "1",
-        "--device",
-        "cpu",
-    )
+    code, record, err = run_json(capsys, wav, key, "--keep", "0.25", "--max-new-tokens", "4")
     assert code == 0
-    record = json.loads(out)
     for field in [
         "model",
         "method",
@@ -100,22 +90,8 @@ def test_run_report_shows_both_answers_side_by_side(capsys, wav_factory):
 
 
 def test_truncation_is_reported(capsys, wav_factory):
-    code, out, err = run_cli(
-        capsys,
-        "run",
-        wav_factory(32.0),
-        "--model",
-        "tiny-qwen2-audio",
-        "--json",
-        "--max-new-tokens",
-        "2",
-        "--repeats",
-        "1",
-        "--device",
-        "cpu",
-    )
+    code, record, err = run_json(capsys, wav_factory(32.0), "tiny-qwen2-audio", "--max-new-tokens", "2")
     assert code == 0
-    record = json.loads(out)
     assert record["truncated_seconds"] == pytest.approx(2.0)
     assert "dropped" in err
 
