@@ -15,10 +15,11 @@ from pathlib import Path
 
 import numpy as np
 
+from .silence import clip_is_silent
+
 SAMPLE_RATE = 16_000
 ACCEPTED_FORMATS = "WAV, FLAC, OGG/Vorbis, OGG/Opus, MP3 and AIFF"
 MIN_RATE, MAX_RATE = 1_000, 768_000  # sample rates accepted, in Hz
-SILENCE_PEAK = 1e-4  # a clip whose largest sample is below this is treated as silent
 
 
 class AudioError(ValueError):
@@ -46,7 +47,8 @@ class Audio:
 
     @property
     def is_silent(self) -> bool:
-        return float(np.max(np.abs(self.samples))) < SILENCE_PEAK
+        """The whole clip is silent (see `segprune.silence.clip_is_silent`)."""
+        return clip_is_silent(self.samples)
 
     def truncated(self, max_seconds: float) -> Audio:
         """The first `max_seconds` of the clip; `truncated_seconds` grows by what was cut off."""
@@ -168,31 +170,3 @@ def _read_file(path: Path, max_seconds: float | None, max_bytes: int | None) -> 
         raise AudioError(f"{path.name} could not be read as audio; accepted formats are {ACCEPTED_FORMATS}.") from None
     dropped = max(0, total - len(samples)) / rate
     return samples, int(rate), dropped
-
-
-SILENCE_DBFS = -60.0  # a token quieter than this (RMS, dB full scale) is silent ...
-SILENCE_BELOW_LOUDEST_DB = 40.0  # ... and so is one this far below the clip's loudest token
-
-
-def token_rms(samples: np.ndarray, sample_rate: int, starts: np.ndarray, duration: float) -> np.ndarray:
-    """RMS of samples [n] over each token's span [start, start + duration) -> [N] float64.
-
-    A span past the end of the audio (padding) has RMS 0.
-    """
-    edges = np.round(np.asarray(starts) * sample_rate).astype(np.int64)
-    width = max(1, int(round(duration * sample_rate)))
-    power = np.concatenate([[0.0], np.cumsum(samples.astype(np.float64) ** 2)])
-    lo = np.clip(edges, 0, len(samples))
-    hi = np.clip(edges + width, 0, len(samples))
-    return np.sqrt((power[hi] - power[lo]) / width)
-
-
-def silent_tokens(samples: np.ndarray, sample_rate: int, starts: np.ndarray, duration: float) -> np.ndarray:
-    """bool [N]: tokens in silent stretches, by signal energy over each token's span.
-
-    Silent = RMS below -60 dBFS, or more than 40 dB below the clip's loudest token (so a quiet but
-    clearly audible recording is not silent, and the pauses of a loud one are).
-    """
-    rms = token_rms(samples, sample_rate, starts, duration)
-    threshold = max(10 ** (SILENCE_DBFS / 20), rms.max(initial=0.0) * 10 ** (-SILENCE_BELOW_LOUDEST_DB / 20))
-    return rms < threshold

@@ -10,33 +10,44 @@ temporal (ascending) order. Ties between equal scores always go to the lower ind
 method is deterministic (``random`` is deterministic for a given seed). At r = 1.0 every method
 returns ``arange(N)``: pruning at keep 1.0 is the identity.
 
-Methods (the registry :data:`METHODS`, in display order):
+A method is a small frozen dataclass whose fields are ITS options (the kvpress style), with one
+``choose(scores, k, embeddings=..., silent=...)`` method; the registry :data:`METHODS` maps names
+to the classes, in display order:
 
-- ``segmentwise``  Segmentwise Top-K (Gibier et al., arXiv 2511.14293): split the clip into
-  S_eff = min(S, K) contiguous near-equal segments; each keeps its floor(K / S_eff) best tokens and
-  the K - S_eff * floor(K / S_eff) leftover slots go to the best tokens not yet kept, anywhere.
+- ``segmentwise(segments=10)``  Segmentwise Top-K (Gibier et al., arXiv 2511.14293): split the
+  clip into S_eff = min(S, K) contiguous near-equal segments; each keeps its floor(K / S_eff) best
+  tokens and the K - S_eff * floor(K / S_eff) leftover slots go to the best tokens not yet kept.
 - ``topk``         the K highest scores over the whole clip.
-- ``visionzip``    VisionZip (Yang et al., CVPR 2025, arXiv 2412.04467) adapted to audio: the top
-  K_d tokens by score (dominant) plus K_c = round(K * 0.18 / 1.18) contextual tokens, each the
-  mean of an evenly spaced "target" token and the remaining tokens most similar to it.
-- ``random``       K distinct tokens drawn with ``np.random.default_rng(seed)``.
+- ``visionzip(context_ratio=0.18)``  VisionZip (Yang et al., CVPR 2025, arXiv 2412.04467) adapted
+  to audio: the top K_d tokens by score (dominant) plus K_c = round(K * r / (1 + r)) contextual
+  tokens, each the mean of an evenly spaced "target" token and the remaining tokens most similar to it.
+- ``adaptive-segmentwise(segments=10)``  segment budgets proportional to attention mass.
+- ``divprune``     greedy max-min diversity of the embeddings (Alvar et al., CVPR 2025).
+- ``random(seed=0)``  K distinct tokens drawn with ``np.random.default_rng(seed)``.
 - ``bottomk``      the K lowest scores (a sanity check: it should do worst).
 - ``uniform``      K evenly spaced tokens, index_i = floor((i + 0.5) * N / K).
 
-Everything here is pure: numpy for scores, torch only to merge embeddings in ``visionzip``.
-:func:`select` validates its inputs and dispatches; a method's own function assumes valid input.
+    select("segmentwise", scores, 0.25, segments=10)            # by name, with its options
+    make_method("visionzip", context_ratio=0.3).choose(scores, k, embeddings=emb)
+
+An option a method does not have is an error that names the options it has. Everything here is
+pure: numpy for scores, torch only for embeddings. :func:`select` validates its inputs and
+dispatches; a method's own functions assume valid input. Silent tokens (``silent=``) are dropped
+first for any method (see `segprune.silence`).
 """
 
 from __future__ import annotations
 
 import math
 import numbers
-from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
+from typing import ClassVar
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+from . import silence
 
 __all__ = [
     "DEFAULT_METHOD",
@@ -46,6 +57,7 @@ __all__ = [
     "Selection",
     "get_method",
     "keep_count",
+    "make_method",
     "segment_bounds",
     "select",
 ]
@@ -66,17 +78,26 @@ def keep_count(n: int, keep_ratio: float) -> int:
     """Number of tokens K kept out of ``n`` at ``keep_ratio``: max(1, floor(keep_ratio * n + 0.5)).
 
     Computed in plain float arithmetic, exactly as written (so anyone can recompute K the same
-    way; 0.145 of 100 keeps 14 because the float 0.145 is a hair below it). Raises ValueError if ``n`` is not an integer >= 1 or
-    ``keep_ratio`` is not a real number in (0, 1].
+    way; 0.145 of 100 keeps 14 because the float 0.145 is a hair below it). Raises ValueError if
+    ``n`` is not an integer >= 1 or ``keep_ratio`` is not a real number in (0, 1].
     """
     if not _is_int(n) or n < 1:
         raise ValueError(f"The number of tokens must be an integer of at least 1, got {n!r}.")
     if not isinstance(keep_ratio, numbers.Real) or isinstance(keep_ratio, (bool, np.bool_)):
-        raise ValueError(f"The keep ratio must be a number in (0, 1], got {keep_ratio!r}.")
-    r = float(keep_ratio)
+        raise ValueError(f"The keep ratio must be a number in (0, 1], got {_shown(keep_ratio)}.")
+    try:
+        r = float(keep_ratio)
+    except OverflowError:  # an integer too large for a float
+        raise ValueError(f"The keep ratio must be in (0, 1] (the fraction kept), got {_shown(keep_ratio)}.") from None
     if not (0.0 < r <= 1.0):  # also rejects NaN
-        raise ValueError(f"The keep ratio must be in (0, 1] (the fraction kept), got {keep_ratio!r}.")
+        raise ValueError(f"The keep ratio must be in (0, 1] (the fraction kept), got {_shown(keep_ratio)}.")
     return max(1, math.floor(r * int(n) + 0.5))
+
+
+def _shown(value) -> str:
+    """A value as an error message quotes it: its repr, cut short (a visitor's 10**400 stays readable)."""
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def segment_bounds(n: int, segments: int) -> np.ndarray:
@@ -88,7 +109,7 @@ def segment_bounds(n: int, segments: int) -> np.ndarray:
     if not _is_int(n) or n < 1:
         raise ValueError(f"The number of tokens must be an integer of at least 1, got {n!r}.")
     if not _is_int(segments) or not 1 <= segments <= n:
-        raise ValueError(f"The number of segments must be an integer from 1 to {n}, got {segments!r}.")
+        raise ValueError(f"The number of segments must be an integer from 1 to {n}, got {_shown(segments)}.")
     q, rem = divmod(int(n), int(segments))
     i = np.arange(int(segments) + 1, dtype=np.int64)
     return i * q + np.minimum(i, rem)
@@ -106,12 +127,16 @@ class Selection:
     embeddings:     [K, H] for merge methods (row i belongs to indices[i]); None means "use the
                     original embeddings at ``indices``".
     segment_bounds: [S_eff + 1] int64 boundaries a segmentwise method used, else None.
+    merged:         [K] bool for merge methods: True where row i is a merge of several tokens
+                    (its index is the merge's anchor), False where it is one token as it was; None
+                    for methods that only drop.
     """
 
     indices: np.ndarray
     n: int
     embeddings: torch.Tensor | None = None
     segment_bounds: np.ndarray | None = None
+    merged: np.ndarray | None = None
 
     def __post_init__(self):
         idx = np.array(self.indices, dtype=np.int64)  # a private copy
@@ -125,32 +150,22 @@ class Selection:
                 f"Selection embeddings must have shape [{idx.size}, H], got {tuple(self.embeddings.shape)}."
             )
         if self.segment_bounds is not None:
-            b = np.array(self.segment_bounds, dtype=np.int64)
-            object.__setattr__(self, "segment_bounds", b)
+            object.__setattr__(self, "segment_bounds", np.array(self.segment_bounds, dtype=np.int64))
+        if self.merged is not None:
+            merged = np.array(self.merged, dtype=bool)
+            if merged.shape != idx.shape:
+                raise ValueError(f"Selection merged flags must have shape [{idx.size}], got {merged.shape}.")
+            object.__setattr__(self, "merged", merged)
 
     @property
     def k(self) -> int:
         """K, the number of kept tokens."""
         return int(self.indices.size)
 
-
-@dataclass(frozen=True)
-class Method:
-    """A registered selection method.
-
-    ``select(scores [N] float64, k, *, segments, seed, embeddings [N, H] | None) -> Selection``
-    assumes validated input; call :func:`select` rather than this function directly.
-    """
-
-    name: str
-    label: str
-    select: Callable[..., Selection]
-    uses_segments: bool = False
-    needs_embeddings: bool = False
-    merges: bool = False
-    silence_aware: bool = False  # takes `silent=` itself; otherwise `select` drops silent tokens first
-    source: str = ""
-    summary: str = ""
+    @property
+    def segments(self) -> int | None:
+        """S_eff, the number of segments a segmentwise method used (None for other methods)."""
+        return None if self.segment_bounds is None else len(self.segment_bounds) - 1
 
 
 # --- helpers
@@ -178,34 +193,34 @@ def _top_indices(x: np.ndarray, k: int) -> np.ndarray:
     return np.flatnonzero(_top_mask(x, k))
 
 
-# --- methods
+# --- the selection functions (pure; every option explicit)
 
 
-def topk(scores: np.ndarray, k: int, **_) -> Selection:
+def topk(scores: np.ndarray, k: int) -> Selection:
     """The k highest scores of scores [N]; ties to the lower index. Returns k indices."""
     return Selection(_top_indices(scores, k), scores.shape[0])
 
 
-def bottomk(scores: np.ndarray, k: int, **_) -> Selection:
+def bottomk(scores: np.ndarray, k: int) -> Selection:
     """The k lowest scores of scores [N]; ties to the lower index. Returns k indices."""
     return Selection(_top_indices(-scores, k), scores.shape[0])
 
 
-def random(scores: np.ndarray, k: int, *, seed: int = 0, **_) -> Selection:
+def random(scores: np.ndarray, k: int, seed: int = 0) -> Selection:
     """k distinct indices of [N] drawn with np.random.default_rng(seed); scores are ignored."""
     n = scores.shape[0]
     rng = np.random.default_rng(seed)
     return Selection(np.sort(rng.choice(n, size=k, replace=False)), n)
 
 
-def uniform(scores: np.ndarray, k: int, **_) -> Selection:
+def uniform(scores: np.ndarray, k: int) -> Selection:
     """k evenly spaced indices of [N]: floor((i + 0.5) * N / k), i = 0..k-1 (exact integers)."""
     n = scores.shape[0]
     i = np.arange(k, dtype=np.int64)
     return Selection((2 * i + 1) * n // (2 * k), n)
 
 
-def segmentwise(scores: np.ndarray, k: int, *, segments: int = DEFAULT_SEGMENTS, **_) -> Selection:
+def segmentwise(scores: np.ndarray, k: int, segments: int = DEFAULT_SEGMENTS) -> Selection:
     """Segmentwise Top-K of scores [N]: k indices, at least floor(k / S_eff) in each segment.
 
     S_eff = min(segments, k) contiguous near-equal segments; each keeps its floor(k / S_eff)
@@ -232,12 +247,7 @@ def segmentwise(scores: np.ndarray, k: int, *, segments: int = DEFAULT_SEGMENTS,
 
 
 def visionzip(
-    scores: np.ndarray,
-    k: int,
-    *,
-    embeddings: torch.Tensor,
-    context_ratio: float = VISIONZIP_CONTEXT_RATIO,
-    **_,
+    scores: np.ndarray, k: int, embeddings: torch.Tensor, context_ratio: float = VISIONZIP_CONTEXT_RATIO
 ) -> Selection:
     """VisionZip adapted to audio: scores [N], embeddings [N, H] -> k indices and [k, H] embeddings.
 
@@ -246,18 +256,18 @@ def visionzip(
     evenly spaced targets are kept; every other remaining token is merged into the target of
     highest cosine similarity (ties: the earlier target). A target's row is the mean of itself and
     what merged into it (computed in at least float32); a target that received nothing and every
-    dominant row keep their original embedding bit for bit. Output is in the input dtype/device.
-    With K_c = 0 this is Top-K (with the original embeddings).
+    dominant row keep their original embedding bit for bit. Output is in the input dtype/device;
+    ``merged`` flags the targets that received merges. With K_c = 0 this is Top-K.
     """
     n = scores.shape[0]
-    k_c = int(round(k * context_ratio / (1 + context_ratio)))
+    k_c = round(k * context_ratio / (1 + context_ratio))
     k_d = k - k_c
     dominant = _top_mask(scores, k_d)
     rest = np.flatnonzero(~dominant)  # [R] temporal order
     if k_c == 0 or rest.size == 0:
         idx = np.flatnonzero(dominant)
         rows = embeddings[torch.as_tensor(idx, device=embeddings.device)]
-        return Selection(idx, n, embeddings=rows)
+        return Selection(idx, n, embeddings=rows, merged=np.zeros(idx.size, dtype=bool))
 
     r = rest.size
     is_target = np.zeros(r, dtype=bool)
@@ -269,6 +279,7 @@ def visionzip(
 
     device = embeddings.device
     out = embeddings[torch.as_tensor(idx, device=device)]  # [k, H] a copy of the originals
+    merged = np.zeros(idx.size, dtype=bool)
     if others.size:
         work = torch.promote_types(embeddings.dtype, torch.float32)
         t_emb = embeddings[torch.as_tensor(targets, device=device)].to(work)  # [K_c, H]
@@ -277,15 +288,16 @@ def visionzip(
         assign = sim.argmax(dim=-1)  # first maximum on ties
         sums = t_emb.index_add(0, assign, o_emb)
         counts = torch.bincount(assign, minlength=k_c)  # merges received per target
-        merged = sums / (counts + 1).unsqueeze(-1).to(work)
-        hit = counts > 0  # targets that received nothing keep their original row
-        rows = torch.as_tensor(np.searchsorted(idx, targets), device=device)[hit]
-        out[rows] = merged[hit].to(embeddings.dtype)
-    return Selection(idx, n, embeddings=out)
+        mean = sums / (counts + 1).unsqueeze(-1).to(work)
+        hit = (counts > 0).cpu().numpy()  # targets that received nothing keep their original row
+        rows = np.searchsorted(idx, targets)[hit]
+        out[torch.as_tensor(rows, device=device)] = mean[torch.as_tensor(hit, device=device)].to(embeddings.dtype)
+        merged[rows] = True
+    return Selection(idx, n, embeddings=out, merged=merged)
 
 
 def adaptive_segmentwise(
-    scores: np.ndarray, k: int, *, segments: int = DEFAULT_SEGMENTS, silent: np.ndarray | None = None, **_
+    scores: np.ndarray, k: int, segments: int = DEFAULT_SEGMENTS, silent: np.ndarray | None = None
 ) -> Selection:
     """Segmentwise Top-K whose per-segment budget follows each segment's attention mass.
 
@@ -319,7 +331,7 @@ def adaptive_segmentwise(
     return Selection(np.flatnonzero(kept), n, segment_bounds=bounds)
 
 
-def divprune(scores: np.ndarray, k: int, *, embeddings: torch.Tensor, **_) -> Selection:
+def divprune(scores: np.ndarray, k: int, embeddings: torch.Tensor) -> Selection:
     """DivPrune: greedy max-min cosine-distance selection over embeddings [N, H] -> k indices.
 
     Starts from the top-scoring token, then repeatedly adds the token whose smallest cosine
@@ -340,158 +352,242 @@ def divprune(scores: np.ndarray, k: int, *, embeddings: torch.Tensor, **_) -> Se
     return Selection(np.flatnonzero(chosen.cpu().numpy()), n)
 
 
-# --- silence
-
-
-def _drop_silent_first(m: Method, scores: np.ndarray, k: int, silent: np.ndarray, **kwargs) -> Selection:
-    """Run method `m` on the non-silent tokens only; if fewer than k are non-silent, keep them all
-    and let `m` choose the rest among the silent tokens. Returns a Selection over all N tokens."""
-    n = scores.shape[0]
-    live = np.flatnonzero(~silent)
-    quiet = np.flatnonzero(silent)
-    parts = []
-    if live.size >= k:
-        parts.append((live, _run_on(m, scores, live, k, **kwargs)))
-    else:
-        parts.append((live, None))
-        parts.append((quiet, _run_on(m, scores, quiet, k - live.size, **kwargs)))
-    idx = np.concatenate([where[sel.indices] if sel is not None else where for where, sel in parts])
-    order = np.argsort(idx, kind="stable")
-    emb = kwargs.get("embeddings")
-    rows = None
-    if m.merges:
-        rows = torch.cat(
-            [
-                sel.embeddings if sel is not None else emb[torch.as_tensor(where, device=emb.device)]
-                for where, sel in parts
-            ]
-        )[torch.as_tensor(order, device=emb.device)]
-    bounds = parts[0][1].segment_bounds if len(parts) == 1 else None
-    if bounds is not None:  # boundaries in the non-silent subset -> positions in the clip
-        bounds = np.append(live[bounds[:-1]], n)
-    return Selection(idx[order], n, embeddings=rows, segment_bounds=bounds)
-
-
-def _run_on(m: Method, scores: np.ndarray, where: np.ndarray, k: int, **kwargs) -> Selection | None:
-    if k == 0:
-        return Selection(np.zeros(0, dtype=np.int64), max(1, where.size))
-    emb = kwargs.pop("embeddings", None)
-    sub = emb[torch.as_tensor(where, device=emb.device)] if emb is not None else None
-    return m.select(scores[where], k, embeddings=sub, **kwargs)
-
-
-# --- registry
+# --- methods: each a small dataclass whose fields are its options
 
 _PAPER = "Gibier et al., Segmentwise Pruning in Audio-Language Models, arXiv 2511.14293"
 
-METHODS: dict[str, Method] = {
-    m.name: m
-    for m in [
-        Method(
-            "segmentwise",
-            "Segmentwise Top-K",
-            segmentwise,
-            uses_segments=True,
-            source=_PAPER,
-            summary="Top-K within each of S time segments: keeps salient tokens across the whole clip; the default.",
-        ),
-        Method(
-            "topk",
-            "Top-K",
-            topk,
-            source=f"baseline in {_PAPER}",
-            summary="The K highest attention scores over the whole clip; may cluster in time.",
-        ),
-        Method(
-            "visionzip",
-            "VisionZip",
-            visionzip,
-            needs_embeddings=True,
-            merges=True,
-            source="Yang et al., VisionZip: Longer is Better but Not Necessary in Vision Language "
-            "Models, CVPR 2025, arXiv 2412.04467 (adapted to audio)",
-            summary="Top scores plus ~15% contextual tokens merged from the rest by similarity: "
-            "keeps a summary of what is dropped.",
-        ),
-        Method(
-            "adaptive-segmentwise",
-            "Adaptive Segmentwise",
-            adaptive_segmentwise,
-            uses_segments=True,
-            silence_aware=True,
-            source="segprune, after the adaptive token budgeting that arXiv 2511.14293 names as next step",
-            summary="Segmentwise with each segment's budget proportional to its attention mass (at least one "
-            "token per non-silent segment): for clips whose salient events are uneven in time.",
-        ),
-        Method(
-            "divprune",
-            "DivPrune",
-            divprune,
-            needs_embeddings=True,
-            source="Alvar et al., DivPrune: Diversity-based Visual Token Pruning for Large Multimodal "
-            "Models, CVPR 2025, arXiv 2503.02175 (adapted to audio)",
-            summary="Greedy max-min diversity of the embeddings, seeded with the top-scoring token: "
-            "keeps distinct sounds, ignores repetition; no attention scores needed after the seed.",
-        ),
-        Method(
-            "random",
-            "Random",
-            random,
-            source=f"baseline in {_PAPER}",
-            summary="K tokens drawn at random (seeded): the floor any scoring method must beat.",
-        ),
-        Method(
-            "bottomk",
-            "Bottom-K",
-            bottomk,
-            source=f"sanity-check baseline in {_PAPER}",
-            summary="The K lowest scores: should do worst, which shows that the scores matter.",
-        ),
-        Method(
-            "uniform",
-            "Uniform",
-            uniform,
-            source="simple coverage baseline (no scores)",
-            summary="K evenly spaced tokens: even coverage of time without looking at scores.",
-        ),
-    ]
+
+def _check_int(method: str, option: str, value, minimum: int) -> None:
+    if not _is_int(value) or value < minimum:
+        raise ValueError(
+            f"{method}'s option {option} must be a whole number of at least {minimum}, got {_shown(value)}."
+        )
+
+
+@dataclass(frozen=True)
+class Method:
+    """A selection method with its options (the dataclass fields, each with a default).
+
+    ``choose(scores [N] float64, k, embeddings=[N, H] | None, silent=bool [N] | None) -> Selection``
+    assumes validated input; call :func:`select` (by name) or `choose` on a method made by
+    :func:`make_method`. Class attributes describe the method for the registry, the app and the docs.
+    """
+
+    name: ClassVar[str]
+    label: ClassVar[str]
+    source: ClassVar[str] = ""
+    summary: ClassVar[str] = ""
+    needs_embeddings: ClassVar[bool] = False
+    merges: ClassVar[bool] = False  # returns merged embeddings (anchors as indices)
+    drops_silent_itself: ClassVar[bool] = False  # takes `silent` itself; else silent tokens are dropped first
+
+    def choose(self, scores: np.ndarray, k: int, embeddings: torch.Tensor | None = None, silent=None) -> Selection:
+        raise NotImplementedError
+
+    @classmethod
+    def option_defaults(cls) -> dict:
+        """The method's options and their defaults, e.g. {"segments": 10} ({} when it has none)."""
+        return {f.name: f.default for f in fields(cls)}
+
+    @classmethod
+    def takes(cls, option: str) -> bool:
+        """Whether the method has the option `option` (e.g. "segments")."""
+        return option in cls.option_defaults()
+
+    def options(self) -> dict:
+        """This instance's option values."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    def changed_options(self) -> dict:
+        """The options whose value differs from the default (what names a setting apart)."""
+        defaults = self.option_defaults()
+        return {name: value for name, value in self.options().items() if value != defaults[name]}
+
+
+@dataclass(frozen=True)
+class Segmentwise(Method):
+    name: ClassVar[str] = "segmentwise"
+    label: ClassVar[str] = "Segmentwise Top-K"
+    source: ClassVar[str] = _PAPER
+    summary: ClassVar[str] = (
+        "Top-K within each of S time segments: keeps salient tokens across the whole clip; the default."
+    )
+    segments: int = DEFAULT_SEGMENTS
+
+    def __post_init__(self):
+        _check_int(self.name, "segments", self.segments, 1)
+
+    def choose(self, scores, k, embeddings=None, silent=None):
+        return segmentwise(scores, k, self.segments)
+
+
+@dataclass(frozen=True)
+class TopK(Method):
+    name: ClassVar[str] = "topk"
+    label: ClassVar[str] = "Top-K"
+    source: ClassVar[str] = f"baseline in {_PAPER}"
+    summary: ClassVar[str] = "The K highest attention scores over the whole clip; may cluster in time."
+
+    def choose(self, scores, k, embeddings=None, silent=None):
+        return topk(scores, k)
+
+
+@dataclass(frozen=True)
+class VisionZip(Method):
+    name: ClassVar[str] = "visionzip"
+    label: ClassVar[str] = "VisionZip"
+    source: ClassVar[str] = (
+        "Yang et al., VisionZip: Longer is Better but Not Necessary in Vision Language Models, CVPR 2025, "
+        "arXiv 2412.04467 (adapted to audio)"
+    )
+    summary: ClassVar[str] = (
+        "Top scores plus ~15% contextual tokens merged from the rest by similarity: keeps a summary of what is dropped."
+    )
+    needs_embeddings: ClassVar[bool] = True
+    merges: ClassVar[bool] = True
+    context_ratio: float = VISIONZIP_CONTEXT_RATIO  # contextual / dominant tokens
+
+    def __post_init__(self):
+        r = self.context_ratio
+        if not isinstance(r, numbers.Real) or isinstance(r, bool) or not (0 <= float(r) < math.inf):
+            raise ValueError(f"visionzip's option context_ratio must be a number of at least 0, got {_shown(r)}.")
+
+    def choose(self, scores, k, embeddings=None, silent=None):
+        return visionzip(scores, k, embeddings, float(self.context_ratio))
+
+
+@dataclass(frozen=True)
+class AdaptiveSegmentwise(Method):
+    name: ClassVar[str] = "adaptive-segmentwise"
+    label: ClassVar[str] = "Adaptive Segmentwise"
+    source: ClassVar[str] = "segprune, after the adaptive token budgeting that arXiv 2511.14293 names as next step"
+    summary: ClassVar[str] = (
+        "Segmentwise with each segment's budget proportional to its attention mass (at least one token per "
+        "non-silent segment): for clips whose salient events are uneven in time."
+    )
+    drops_silent_itself: ClassVar[bool] = True
+    segments: int = DEFAULT_SEGMENTS
+
+    def __post_init__(self):
+        _check_int(self.name, "segments", self.segments, 1)
+
+    def choose(self, scores, k, embeddings=None, silent=None):
+        return adaptive_segmentwise(scores, k, self.segments, silent)
+
+
+@dataclass(frozen=True)
+class DivPrune(Method):
+    name: ClassVar[str] = "divprune"
+    label: ClassVar[str] = "DivPrune"
+    source: ClassVar[str] = (
+        "Alvar et al., DivPrune: Diversity-based Visual Token Pruning for Large Multimodal Models, CVPR 2025, "
+        "arXiv 2503.02175 (adapted to audio)"
+    )
+    summary: ClassVar[str] = (
+        "Greedy max-min diversity of the embeddings, seeded with the top-scoring token: keeps distinct sounds, "
+        "ignores repetition; no attention scores needed after the seed."
+    )
+    needs_embeddings: ClassVar[bool] = True
+
+    def choose(self, scores, k, embeddings=None, silent=None):
+        return divprune(scores, k, embeddings)
+
+
+@dataclass(frozen=True)
+class Random(Method):
+    name: ClassVar[str] = "random"
+    label: ClassVar[str] = "Random"
+    source: ClassVar[str] = f"baseline in {_PAPER}"
+    summary: ClassVar[str] = "K tokens drawn at random (seeded): the floor any scoring method must beat."
+    seed: int = 0
+
+    def __post_init__(self):
+        _check_int(self.name, "seed", self.seed, 0)
+
+    def choose(self, scores, k, embeddings=None, silent=None):
+        return random(scores, k, self.seed)
+
+
+@dataclass(frozen=True)
+class BottomK(Method):
+    name: ClassVar[str] = "bottomk"
+    label: ClassVar[str] = "Bottom-K"
+    source: ClassVar[str] = f"sanity-check baseline in {_PAPER}"
+    summary: ClassVar[str] = "The K lowest scores: should do worst, which shows that the scores matter."
+
+    def choose(self, scores, k, embeddings=None, silent=None):
+        return bottomk(scores, k)
+
+
+@dataclass(frozen=True)
+class Uniform(Method):
+    name: ClassVar[str] = "uniform"
+    label: ClassVar[str] = "Uniform"
+    source: ClassVar[str] = "simple coverage baseline (no scores)"
+    summary: ClassVar[str] = "K evenly spaced tokens: even coverage of time without looking at scores."
+
+    def choose(self, scores, k, embeddings=None, silent=None):
+        return uniform(scores, k)
+
+
+METHODS: dict[str, type[Method]] = {
+    m.name: m for m in [Segmentwise, TopK, VisionZip, AdaptiveSegmentwise, DivPrune, Random, BottomK, Uniform]
 }
 
 
-def get_method(name: str) -> Method:
-    """The registered :class:`Method` called ``name``; ValueError listing the names otherwise."""
+def get_method(name: str) -> type[Method]:
+    """The registered method class called ``name``; ValueError listing the names otherwise."""
     if isinstance(name, str) and name in METHODS:
         return METHODS[name]
-    raise ValueError(f"Unknown method {name!r}. Available methods: {', '.join(METHODS)}.")
+    raise ValueError(f"Unknown method {_shown(name)}. Available methods: {', '.join(METHODS)}.")
+
+
+def make_method(name: str, **options) -> Method:
+    """The method ``name`` with ``options`` (e.g. ``make_method("segmentwise", segments=5)``).
+
+    Raises ValueError for an unknown name, an option the method does not have (the message names
+    the options it has) or a bad option value.
+    """
+    cls = get_method(name)
+    defaults = cls.option_defaults()
+    unknown = [o for o in options if o not in defaults]
+    if unknown:
+        have = ", ".join(f"{o} (default {d!r})" for o, d in defaults.items()) or "none"
+        raise ValueError(f"Method {name!r} has no option {unknown[0]!r}; its options: {have}.")
+    return cls(**options)
 
 
 def select(
-    method: str,
+    method: str | Method,
     scores,
     keep_ratio: float,
     *,
-    segments: int = DEFAULT_SEGMENTS,
-    seed: int = 0,
     embeddings: torch.Tensor | None = None,
     silent: np.ndarray | None = None,
+    **options,
 ) -> Selection:
-    """Run a registered method: scores [N] (+ embeddings [N, H]) -> Selection of K tokens.
+    """Run a method: scores [N] (+ embeddings [N, H]) -> Selection of K tokens.
 
+    method: a registry name (its options as keyword arguments, e.g. ``segments=10``) or a Method
+        made by `make_method` (then no options here).
     scores: 1-D, N >= 1, all finite (a numpy array, a sequence or a torch tensor).
     keep_ratio: the fraction kept, in (0, 1]; K = keep_count(N, keep_ratio).
-    segments: an integer >= 1 (more segments than tokens is allowed: S_eff = min(S, K)).
-    seed: an integer >= 0, used by ``random``.
     embeddings: [N, H] torch tensor; required by methods with ``needs_embeddings``.
     silent: optional bool [N], tokens in silent stretches: they are dropped first (any method
-        keeps non-silent tokens before silent ones; still exactly K).
+        keeps non-silent tokens before silent ones; still exactly K). See `segprune.silence`.
     Raises ValueError with a plain sentence on any invalid input.
     """
-    m = get_method(method)
+    if isinstance(method, Method):
+        if options:
+            raise ValueError("Give the options to make_method, not to select, when passing a Method.")
+        m = method
+    else:
+        m = make_method(method, **options)
     if isinstance(scores, torch.Tensor):
         scores = scores.detach().to("cpu", torch.float64).numpy()
     try:
         scores = np.asarray(scores, dtype=np.float64)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise ValueError("Scores must be a 1-D sequence of real numbers.") from None
     if scores.ndim != 1 or scores.shape[0] < 1:
         raise ValueError(f"Scores must be a non-empty 1-D array, got shape {scores.shape}.")
@@ -499,23 +595,23 @@ def select(
         raise ValueError("Scores must all be finite (no NaN or infinity).")
     n = scores.shape[0]
     k = keep_count(n, keep_ratio)
-    if not _is_int(segments) or segments < 1:
-        raise ValueError(f"The number of segments must be an integer of at least 1, got {segments!r}.")
-    if not _is_int(seed) or seed < 0:
-        raise ValueError(f"The seed must be a non-negative integer, got {seed!r}.")
     if embeddings is not None:
-        is_tensor = isinstance(embeddings, torch.Tensor)
-        if not is_tensor or embeddings.ndim != 2 or embeddings.shape[0] != n:
+        if not isinstance(embeddings, torch.Tensor) or embeddings.ndim != 2 or embeddings.shape[0] != n:
             shape = tuple(getattr(embeddings, "shape", ()))
             raise ValueError(f"Embeddings must be a torch tensor of shape [{n}, H], got {shape}.")
     elif m.needs_embeddings:
         raise ValueError(f"Method {m.name!r} needs the token embeddings [N, H]; none were given.")
-    kwargs = dict(segments=int(segments), seed=int(seed), embeddings=embeddings)
     if silent is None:
-        return m.select(scores, k, **kwargs)
+        return m.choose(scores, k, embeddings)
     silent = np.asarray(silent)
     if silent.shape != (n,) or silent.dtype != np.bool_:
         raise ValueError(f"The silence mask must be a boolean array of shape [{n}], got {silent.dtype} {silent.shape}.")
-    if m.silence_aware:
-        return m.select(scores, k, silent=silent, **kwargs)
-    return _drop_silent_first(m, scores, k, silent, **kwargs)
+    if m.drops_silent_itself:
+        return m.choose(scores, k, embeddings, silent)
+    indices, rows, bounds = silence.drop_silent_first(
+        lambda s, kk, e: m.choose(s, kk, e), scores, k, silent, embeddings
+    )
+    merged = None
+    if m.merges:  # a merged row's flag travels with it; rows taken as they were are not merges
+        merged = np.zeros(indices.size, dtype=bool)
+    return Selection(indices, n, embeddings=rows, segment_bounds=bounds, merged=merged)
