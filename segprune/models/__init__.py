@@ -5,40 +5,83 @@
     load_model("nvidia/audio-flamingo-3-hf")    any hub id of a supported family
     load_model("/path/saved_with_save_pretrained")
 
-A family is one adapter class (see `base.AudioLM`); adding one means adding it to `FAMILIES`.
+A family is one adapter file (see `base.AudioLM`) and one `Family` line in `FAMILIES` below. The
+table is plain data, so listing the models (`registry()`, `--help`) imports no model code; an
+adapter module (and the transformers classes it uses) is imported when a model is loaded.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import importlib
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
+if TYPE_CHECKING:  # the adapter contract, imported lazily at run time (it imports torch)
+    import torch
 
-from .audioflamingo3 import AudioFlamingo3LM
-from .base import AudioLM, AudioTokens, Generation, LLMInputs
-from .glmasr import GlmAsrLM
-from .musicflamingo import MusicFlamingoLM
-from .qwen2_5_omni import Qwen25OmniLM
-from .qwen2_audio import Qwen2AudioLM
-from .tiny import RANDOM_WEIGHTS_NOTE
-from .voxtral import VoxtralLM
-from .whisper import WhisperLM
+    from .base import AudioLM
 
-FAMILIES: tuple[type[AudioLM], ...] = (
-    Qwen2AudioLM,
-    AudioFlamingo3LM,
-    MusicFlamingoLM,
-    GlmAsrLM,
-    VoxtralLM,
-    Qwen25OmniLM,
-    WhisperLM,
-)
 DEFAULT_MODEL = "qwen2-audio"
+RANDOM_WEIGHTS_NOTE = "random weights: the generated text is meaningless; token selection, counts and timings are real"
 
 
 class ModelLoadError(RuntimeError):
     """A model could not be loaded; the message is one sentence meant for a person."""
+
+
+@dataclass(frozen=True)
+class Family:
+    """One adapter class, by where it lives, the `config.model_type`s it loads and its hub ids."""
+
+    key: str  # the adapter's key; its tiny variant is "tiny-<key>"
+    module: str  # module under segprune.models
+    adapter: str  # class name in that module
+    model_types: tuple[str, ...]
+    hub_ids: dict[str, str] = field(default_factory=dict)  # registry key -> hub id
+
+    def load(self) -> type[AudioLM]:
+        """The adapter class (imports its module and the transformers classes it uses)."""
+        return getattr(importlib.import_module(f".{self.module}", __name__), self.adapter)
+
+
+WHISPER_SIZES = ("tiny", "base", "small", "medium", "large-v3", "large-v3-turbo")
+
+FAMILIES: tuple[Family, ...] = (
+    Family(
+        "qwen2-audio", "qwen2_audio", "Qwen2AudioLM", ("qwen2_audio",), {"qwen2-audio": "Qwen/Qwen2-Audio-7B-Instruct"}
+    ),
+    Family(
+        "audio-flamingo-3",
+        "audioflamingo3",
+        "AudioFlamingo3LM",
+        ("audioflamingo3",),
+        {"audio-flamingo-3": "nvidia/audio-flamingo-3-hf"},
+    ),
+    Family(
+        "music-flamingo",
+        "musicflamingo",
+        "MusicFlamingoLM",
+        ("musicflamingo",),
+        {"music-flamingo": "nvidia/music-flamingo-2601-hf"},
+    ),
+    Family("glm-asr", "glmasr", "GlmAsrLM", ("glmasr",), {"glm-asr": "zai-org/GLM-ASR-Nano-2512"}),
+    Family("voxtral-mini", "voxtral", "VoxtralLM", ("voxtral",), {"voxtral-mini": "mistralai/Voxtral-Mini-3B-2507"}),
+    Family(
+        "qwen2.5-omni",
+        "qwen2_5_omni",
+        "Qwen25OmniLM",
+        ("qwen2_5_omni_thinker", "qwen2_5_omni"),  # the full checkpoint: its thinker is loaded
+        {"qwen2.5-omni": "Qwen/Qwen2.5-Omni-3B", "qwen2.5-omni-7b": "Qwen/Qwen2.5-Omni-7B"},
+    ),
+    Family(
+        "whisper",
+        "whisper",
+        "WhisperLM",
+        ("whisper",),
+        {f"whisper-{size}": f"openai/whisper-{size}" for size in WHISPER_SIZES},
+    ),
+)
 
 
 @dataclass(frozen=True)
@@ -47,7 +90,7 @@ class ModelSpec:
     (then `hub_id` is None)."""
 
     key: str
-    family: type[AudioLM]
+    family: Family
     tiny: bool
     hub_id: str | None = None
 
@@ -56,7 +99,7 @@ def registry() -> dict[str, ModelSpec]:
     """Every registry key: the real model(s) of each family and its tiny random-weight twin."""
     specs = {}
     for family in FAMILIES:
-        for key, hub_id in family.registry_keys().items():
+        for key, hub_id in family.hub_ids.items():
             specs[key] = ModelSpec(key, family, tiny=False, hub_id=hub_id)
         specs[f"tiny-{family.key}"] = ModelSpec(f"tiny-{family.key}", family, tiny=True)
     return specs
@@ -66,78 +109,93 @@ def tiny_keys() -> list[str]:
     return [key for key, spec in registry().items() if spec.tiny]
 
 
-def family_for(model_type: str) -> type[AudioLM]:
-    """The adapter class for a transformers `config.model_type`."""
+def family_of_type(model_type: str) -> Family:
+    """The family that loads a transformers `config.model_type`; ModelLoadError naming the supported ones."""
     for family in FAMILIES:
-        if model_type == family.model_type or model_type in family.model_type_aliases:
+        if model_type in family.model_types:
             return family
-    supported = ", ".join(f"{f.model_type} ({f.key})" for f in FAMILIES)
+    supported = ", ".join(f"{f.model_types[0]} ({f.key})" for f in FAMILIES)
     raise ModelLoadError(f"Model type '{model_type}' is not supported; supported model types: {supported}.")
 
 
-def default_dtype(device: torch.device, random_weights: bool) -> torch.dtype:
-    """bfloat16 on accelerators and for real weights; float32 for tiny models on the CPU."""
-    return torch.float32 if device.type == "cpu" and random_weights else torch.bfloat16
+def family_for(model_type: str) -> type[AudioLM]:
+    """The adapter class for a transformers `config.model_type`."""
+    return family_of_type(model_type).load()
 
 
-def default_device() -> torch.device:
+def default_dtype(device: torch.device, random_weights: bool = False) -> torch.dtype:
+    """float32 on the CPU (bfloat16 changes real transcripts there and is rarely faster); bfloat16
+    on accelerators."""
+    import torch
+
+    return torch.float32 if torch.device(device).type == "cpu" else torch.bfloat16
+
+
+def default_device():
+    import torch
+
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
-def load_model(name: str, device: str | torch.device | None = None, dtype: torch.dtype | None = None) -> AudioLM:
+def load_model(name: str, device=None, dtype=None) -> AudioLM:
     """Load a model by registry key (see `registry()`), hub id or local folder.
 
     Raises ModelLoadError with one plain sentence when it cannot (unknown key, hub unreachable,
     unsupported family).
     """
+    import torch
+
+    from .tiny import tiny_model
+
     device = torch.device(device) if device is not None else default_device()
     spec = registry().get(name)
     if spec is not None and spec.tiny:
-        lm = spec.family.tiny()
+        lm = tiny_model(spec.family.load())
         lm.model.to(device=device, dtype=dtype or default_dtype(device, True))
         return lm
     source = spec.hub_id if spec is not None else name
     family = spec.family if spec is not None else _family_of(source)
-    return _from_pretrained(family, source, device, dtype)
+    return _from_pretrained(family.load(), source, device, dtype)
 
 
-def _family_of(source: str) -> type[AudioLM]:
+def _family_of(source: str) -> Family:
     from transformers import AutoConfig
 
     try:
         config = AutoConfig.from_pretrained(source)
     except (OSError, ValueError) as err:
         raise ModelLoadError(_unreachable(source, err)) from None
-    return family_for(config.model_type)
+    return family_of_type(config.model_type)
 
 
-def _from_pretrained(family: type[AudioLM], source: str, device: torch.device, dtype) -> AudioLM:
+def _from_pretrained(adapter: type[AudioLM], source: str, device, dtype) -> AudioLM:
     from transformers import AutoConfig
 
     is_local = Path(source).is_dir()
     try:
         config = AutoConfig.from_pretrained(source)
         random_weights = bool(getattr(config, "segprune_random_weights", False))
-        model = family.load_pretrained(source, dtype or default_dtype(device, random_weights), device)
-        processor = family.load_processor(source)
+        model = adapter.load_pretrained(source, dtype or default_dtype(device, random_weights), device)
+        processor = adapter.load_processor(source)
     except ImportError as err:  # e.g. Voxtral's processor without mistral-common
-        raise ModelLoadError(f"Loading '{source}' needs a package that is not installed: {_first_line(err)}") from None
+        raise ModelLoadError(f"Loading '{source}' needs a package that is not installed: {first_line(err)}") from None
     except (OSError, ValueError) as err:
         if is_local:
-            raise ModelLoadError(f"Could not load the model saved in {source}: {_first_line(err)}") from None
+            raise ModelLoadError(f"Could not load the model saved in {source}: {first_line(err)}") from None
         raise ModelLoadError(_unreachable(source, err)) from None
-    return family(model, processor, name=source)
+    return adapter(model.eval(), processor, name=source)
 
 
 def _unreachable(source: str, err: Exception) -> str:
     tiny = " or ".join(tiny_keys())
     return (
         f"Could not load '{source}': it is not a local folder and the Hugging Face Hub is unreachable "
-        f"or has no such model ({_first_line(err)}); offline, use a tiny random-weight model: --model {tiny}."
+        f"or has no such model ({first_line(err)}); offline, use a tiny random-weight model: --model {tiny}."
     )
 
 
-def _first_line(err: Exception) -> str:
+def first_line(err: Exception) -> str:
+    """The first line of an exception's message, at most 200 characters (its type name if empty)."""
     text = str(err).strip().splitlines()
     return text[0][:200] if text else type(err).__name__
 
@@ -146,13 +204,14 @@ __all__ = [
     "DEFAULT_MODEL",
     "FAMILIES",
     "RANDOM_WEIGHTS_NOTE",
-    "AudioLM",
-    "AudioTokens",
-    "Generation",
-    "LLMInputs",
+    "Family",
     "ModelLoadError",
     "ModelSpec",
+    "default_device",
+    "default_dtype",
     "family_for",
+    "family_of_type",
+    "first_line",
     "load_model",
     "registry",
     "tiny_keys",

@@ -10,21 +10,19 @@ from __future__ import annotations
 import torch
 from transformers import AudioFlamingo3Config, AudioFlamingo3ForConditionalGeneration, AudioFlamingo3Processor
 
-from .base import AudioLM
+from .decoder_only import DecoderOnlyLM
 from .tiny import TINY_INIT_STD, byte_tokenizer, chatml_template, seeded_init, text_config, whisper_features
 
 
-class AudioFlamingo3LM(AudioLM):
+class AudioFlamingo3LM(DecoderOnlyLM):
     key = "audio-flamingo-3"
-    model_type = "audioflamingo3"
     model_class = AudioFlamingo3ForConditionalGeneration
-    hub_id = "nvidia/audio-flamingo-3-hf"
     max_seconds = 600.0
     audio_first = False  # the model card puts the text before the audio; the template moves <sound> first
     feature_mask_key = "input_features_mask"
     tiny_audio = dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, intermediate_size=128)
 
-    def _audio_embeddings(self, features: torch.Tensor, feature_mask: torch.Tensor, input_ids=None) -> torch.Tensor:
+    def audio_embeddings(self, features: torch.Tensor, feature_mask: torch.Tensor, input_ids=None) -> torch.Tensor:
         return self.model.model.get_audio_features(features, feature_mask, return_dict=True).pooler_output
 
     @staticmethod
@@ -38,7 +36,7 @@ class AudioFlamingo3LM(AudioLM):
         )
 
     @classmethod
-    def random_init(cls, audio: dict, text: dict, name: str, init_std: float = TINY_INIT_STD) -> "AudioFlamingo3LM":
+    def random_init(cls, audio: dict, text: dict, name: str, init_std: float = TINY_INIT_STD) -> AudioFlamingo3LM:
         specials = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<sound>"]
         tokenizer = byte_tokenizer(specials, eos="<|im_end|>", pad="<|endoftext|>")
         processor = AudioFlamingo3Processor(

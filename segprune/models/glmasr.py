@@ -15,7 +15,7 @@ import torch
 from transformers import GlmAsrConfig, GlmAsrForConditionalGeneration, GlmAsrProcessor
 
 from ..scoring import rotary_gqa_qk
-from .base import AudioLM
+from .decoder_only import DecoderOnlyLM
 from .tiny import TINY_INIT_STD, byte_tokenizer, seeded_init, text_config, whisper_features
 
 # GLM-4 style turns; the audio of a user turn sits between <|begin_of_audio|> and <|end_of_audio|>.
@@ -30,11 +30,9 @@ TINY_TEMPLATE = (
 )
 
 
-class GlmAsrLM(AudioLM):
+class GlmAsrLM(DecoderOnlyLM):
     key = "glm-asr"
-    model_type = "glmasr"
     model_class = GlmAsrForConditionalGeneration
-    hub_id = "zai-org/GLM-ASR-Nano-2512"
     max_seconds = 630.0  # the processor keeps int(max_audio_len // 30) = 21 whole windows of its 655 s
     token_duration = 0.08
     frames_per_token = 4
@@ -46,11 +44,11 @@ class GlmAsrLM(AudioLM):
     )
     scoring_qk = staticmethod(rotary_gqa_qk)
 
-    def _audio_embeddings(self, features: torch.Tensor, feature_mask: torch.Tensor, input_ids=None) -> torch.Tensor:
+    def audio_embeddings(self, features: torch.Tensor, feature_mask: torch.Tensor, input_ids=None) -> torch.Tensor:
         return self.model.model.get_audio_features(features, feature_mask, return_dict=True).pooler_output
 
     @classmethod
-    def random_init(cls, audio: dict, text: dict, name: str, init_std: float = TINY_INIT_STD) -> "GlmAsrLM":
+    def random_init(cls, audio: dict, text: dict, name: str, init_std: float = TINY_INIT_STD) -> GlmAsrLM:
         specials = ["<|endoftext|>", "<|system|>", "<|user|>", "<|assistant|>", "<|begin_of_audio|>"]
         specials += ["<|end_of_audio|>", "<|pad|>"]
         tokenizer = byte_tokenizer(specials, eos="<|endoftext|>", pad="<|endoftext|>")

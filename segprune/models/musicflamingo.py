@@ -19,17 +19,15 @@ from .tiny import TINY_INIT_STD, byte_tokenizer, seeded_init, text_config, whisp
 
 class MusicFlamingoLM(AudioFlamingo3LM):
     key = "music-flamingo"
-    model_type = "musicflamingo"
     model_class = MusicFlamingoForConditionalGeneration
-    hub_id = "nvidia/music-flamingo-2601-hf"
     max_seconds = 1200.0  # the processor's max_audio_len: 40 windows of 30 s
     audio_first = False
 
-    def _audio_embeddings(self, features: torch.Tensor, feature_mask: torch.Tensor, input_ids: torch.Tensor):
+    def audio_embeddings(self, features: torch.Tensor, feature_mask: torch.Tensor, input_ids: torch.Tensor):
         return self.model.model.get_audio_features(features, feature_mask, input_ids, return_dict=True).pooler_output
 
     @classmethod
-    def random_init(cls, audio: dict, text: dict, name: str, init_std: float = TINY_INIT_STD) -> "MusicFlamingoLM":
+    def random_init(cls, audio: dict, text: dict, name: str, init_std: float = TINY_INIT_STD) -> MusicFlamingoLM:
         specials = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<sound>", "<|sound_bos|>", "<|sound_eos|>"]
         tokenizer = byte_tokenizer(specials, eos="<|im_end|>", pad="<|endoftext|>")
         processor = MusicFlamingoProcessor(

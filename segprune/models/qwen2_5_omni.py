@@ -30,7 +30,7 @@ from transformers import (
 )
 
 from ..scoring import Span, packed_qk, pool_scores
-from .base import AudioLM
+from .decoder_only import DecoderOnlyLM
 from .tiny import TINY_INIT_STD, byte_tokenizer, chatml_template, seeded_init, text_config
 
 TOKENS = dict(
@@ -52,13 +52,9 @@ def omni_features() -> WhisperFeatureExtractor:
     )
 
 
-class Qwen25OmniLM(AudioLM):
+class Qwen25OmniLM(DecoderOnlyLM):
     key = "qwen2.5-omni"
-    model_type = "qwen2_5_omni_thinker"
-    model_type_aliases = ("qwen2_5_omni",)  # the full checkpoint: its thinker is loaded
     model_class = Qwen2_5OmniThinkerForConditionalGeneration
-    hub_id = "Qwen/Qwen2.5-Omni-3B"
-    hub_ids = {"qwen2.5-omni": "Qwen/Qwen2.5-Omni-3B", "qwen2.5-omni-7b": "Qwen/Qwen2.5-Omni-7B"}
     max_seconds = 300.0
     window_seconds = 2.0  # the encoder's attention blocks
     feature_mask_key = "feature_attention_mask"
@@ -69,7 +65,7 @@ class Qwen25OmniLM(AudioLM):
     def load_pretrained(cls, source: str, dtype: torch.dtype, device: torch.device) -> nn.Module:
         from transformers import AutoConfig, Qwen2_5OmniForConditionalGeneration
 
-        if AutoConfig.from_pretrained(source).model_type == cls.model_type:
+        if AutoConfig.from_pretrained(source).model_type == "qwen2_5_omni_thinker":
             return super().load_pretrained(source, dtype, device)
         full = Qwen2_5OmniForConditionalGeneration.from_pretrained(
             source, dtype=dtype, device_map=str(device), enable_audio_output=False
@@ -83,10 +79,10 @@ class Qwen25OmniLM(AudioLM):
         except ImportError:  # the video processor needs torchvision; the audio path does not
             return Qwen2AudioProcessor.from_pretrained(source)
 
-    def _audio_embeddings(self, features: torch.Tensor, feature_mask: torch.Tensor, input_ids=None) -> torch.Tensor:
+    def audio_embeddings(self, features: torch.Tensor, feature_mask: torch.Tensor, input_ids=None) -> torch.Tensor:
         return self.model.model.get_audio_features(features, feature_mask, return_dict=True).last_hidden_state
 
-    def _scoring_rows(self, frame_lengths: torch.Tensor, window_frames: int) -> list[list[Span]]:
+    def scoring_rows(self, frame_lengths: torch.Tensor, window_frames: int) -> list[list[Span]]:
         """One packed row: every clip's valid frames in blocks of `n_window` frames (the last shorter)."""
         block, spans, start = self.audio_encoder.n_window, [], 0
         for n in frame_lengths.tolist():
@@ -96,17 +92,23 @@ class Qwen25OmniLM(AudioLM):
                 start += size
         return [spans]
 
-    def _window_scores(self, frame_scores: list[torch.Tensor], frame_lengths: torch.Tensor) -> list[torch.Tensor]:
+    def no_eager_reason(self) -> str:
+        return (
+            "Qwen2.5-Omni's encoder attention returns no weights (each 2 s block is attended separately and only "
+            "the outputs are kept), so output_attentions cannot give its scores."
+        )
+
+    def window_scores(self, frame_scores: list[torch.Tensor], frame_lengths: torch.Tensor) -> list[torch.Tensor]:
         """Each clip's frames pooled in pairs, then cut into its 2 s blocks (each block's scores
         already sum to its length: the softmax ran within the block)."""
         per_block = self.audio_encoder.n_window // self.frames_per_token
         windows = []
         for scores, n in zip(frame_scores[0].split(frame_lengths.tolist()), frame_lengths):
-            windows += pool_scores(scores, int(self._token_lengths(n)), self.frames_per_token).split(per_block)
+            windows += pool_scores(scores, int(self.token_lengths(n)), self.frames_per_token).split(per_block)
         return windows
 
     @classmethod
-    def random_init(cls, audio: dict, text: dict, name: str, init_std: float = TINY_INIT_STD) -> "Qwen25OmniLM":
+    def random_init(cls, audio: dict, text: dict, name: str, init_std: float = TINY_INIT_STD) -> Qwen25OmniLM:
         specials = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", *TOKENS.values()]
         tokenizer = byte_tokenizer(specials, eos="<|im_end|>", pad="<|endoftext|>", extra_special_tokens=TOKENS)
         processor = Qwen2AudioProcessor(

@@ -3,7 +3,7 @@
 Audio path: Whisper-large-v3-style encoder (32 layers, 1280 wide) on one 30 s window of 128-bin
 log-mel features padded to 3000 frames -> 1500 frames -> 2x average pooling -> 750 tokens ->
 linear projector. 25 tokens per second; audio over 30 s is truncated. The audio path lives
-inline in `Qwen2AudioModel.forward` (no `get_audio_features`), so `_audio_embeddings` repeats it
+inline in `Qwen2AudioModel.forward` (no `get_audio_features`), so `audio_embeddings` repeats it
 step by step, with the same padded-key mask.
 """
 
@@ -13,21 +13,19 @@ import torch
 from transformers import Qwen2AudioConfig, Qwen2AudioForConditionalGeneration, Qwen2AudioProcessor
 from transformers.masking_utils import create_bidirectional_mask
 
-from .base import AudioLM
+from .decoder_only import DecoderOnlyLM
 from .tiny import TINY_INIT_STD, byte_tokenizer, chatml_template, seeded_init, text_config, whisper_features
 
 
-class Qwen2AudioLM(AudioLM):
+class Qwen2AudioLM(DecoderOnlyLM):
     key = "qwen2-audio"
-    model_type = "qwen2_audio"
     model_class = Qwen2AudioForConditionalGeneration
-    hub_id = "Qwen/Qwen2-Audio-7B-Instruct"
     max_seconds = 30.0
     audio_first = True
     feature_mask_key = "feature_attention_mask"
     tiny_audio = dict(d_model=64, encoder_layers=2, encoder_attention_heads=4, encoder_ffn_dim=128)
 
-    def _audio_embeddings(self, features: torch.Tensor, feature_mask: torch.Tensor, input_ids=None) -> torch.Tensor:
+    def audio_embeddings(self, features: torch.Tensor, feature_mask: torch.Tensor, input_ids=None) -> torch.Tensor:
         tower = self.model.model.audio_tower
         frame_lengths, token_lengths = tower._get_feat_extract_output_lengths(feature_mask.sum(-1))
         frames = (features.shape[-1] - 2) // 2 + 1
@@ -43,7 +41,7 @@ class Qwen2AudioLM(AudioLM):
         return embeddings[keep]
 
     @classmethod
-    def random_init(cls, audio: dict, text: dict, name: str, init_std: float = TINY_INIT_STD) -> "Qwen2AudioLM":
+    def random_init(cls, audio: dict, text: dict, name: str, init_std: float = TINY_INIT_STD) -> Qwen2AudioLM:
         specials = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|AUDIO|>", "<|audio_bos|>", "<|audio_eos|>"]
         tokenizer = byte_tokenizer(specials, eos="<|im_end|>", pad="<|endoftext|>")
         processor = Qwen2AudioProcessor(

@@ -13,7 +13,6 @@ import torch
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers
 from transformers import PreTrainedTokenizerFast, WhisperFeatureExtractor
 
-RANDOM_WEIGHTS_NOTE = "random weights: the generated text is meaningless; token selection, counts and timings are real"
 TINY_SEED = 0
 # Wider than the usual 0.02 so that random attention is peaked and input-dependent: the scores,
 # the kept tokens and the (meaningless) text then differ from clip to clip, as with real weights.
@@ -62,9 +61,17 @@ def whisper_features() -> WhisperFeatureExtractor:
     )
 
 
+# Head size 32 (64 wide, 2 query heads, 1 key/value head): the smallest that vLLM's CPU attention runs.
 TINY_TEXT = dict(
-    hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2
+    hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=1
 )
+
+
+def tiny_model(family):
+    """The tiny random-weight variant of an adapter class (registry key ``tiny-<key>``), built in
+    well under a second: the family's own `random_init` with its `tiny_audio` and its `tiny_text`
+    (or the shared TINY_TEXT) config fields."""
+    return family.random_init(family.tiny_audio, family.tiny_text or TINY_TEXT, name=f"tiny-{family.key}")
 
 
 def text_config(model_type: str, tokenizer: PreTrainedTokenizerFast, init_std: float, **fields) -> dict:

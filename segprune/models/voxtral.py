@@ -22,7 +22,7 @@ import torch
 from transformers import BatchFeature, VoxtralConfig, VoxtralForConditionalGeneration, VoxtralProcessor
 
 from ..audio import Audio
-from .base import AudioLM
+from .decoder_only import DecoderOnlyLM
 from .tiny import TINY_INIT_STD, byte_tokenizer, seeded_init, text_config, whisper_features
 
 # Mistral's special token ids up to [BEGIN_AUDIO]; VoxtralProcessor hard-codes [AUDIO] = 24.
@@ -31,11 +31,9 @@ MISTRAL_SPECIALS[11] = "<pad>"
 MISTRAL_SPECIALS += ["[AUDIO]", "[BEGIN_AUDIO]"]
 
 
-class VoxtralLM(AudioLM):
+class VoxtralLM(DecoderOnlyLM):
     key = "voxtral-mini"
-    model_type = "voxtral"
     model_class = VoxtralForConditionalGeneration
-    hub_id = "mistralai/Voxtral-Mini-3B-2507"
     max_seconds = 1800.0  # the model card: up to 30 minutes (40 for understanding; 32k-token context)
     token_duration = 0.08
     frames_per_token = 4
@@ -55,7 +53,7 @@ class VoxtralLM(AudioLM):
             [audio.samples], kwargs.pop("max_source_positions"), **kwargs
         )
         tok = self.tokenizer
-        n = features.shape[0] * self._token_lengths(self._frame_lengths(torch.tensor(features.shape[-1]))).item()
+        n = features.shape[0] * self.token_lengths(self.frame_lengths(torch.tensor(features.shape[-1]))).item()
         ids = tok.convert_tokens_to_ids(["<s>", "[INST]", "[BEGIN_AUDIO]"]) + [self.audio_token_id] * n
         ids += tok.encode(prompt, add_special_tokens=False) + tok.convert_tokens_to_ids(["[/INST]"])
         ids = torch.tensor([ids])
@@ -70,11 +68,11 @@ class VoxtralLM(AudioLM):
         content = [{"type": "audio", "base64": clip}, {"type": "text", "text": prompt}]
         return self.processor.apply_chat_template([{"role": "user", "content": content}])
 
-    def _audio_embeddings(self, features: torch.Tensor, feature_mask=None, input_ids=None) -> torch.Tensor:
+    def audio_embeddings(self, features: torch.Tensor, feature_mask=None, input_ids=None) -> torch.Tensor:
         return self.model.model.get_audio_features(features, return_dict=True).pooler_output
 
     @classmethod
-    def random_init(cls, audio: dict, text: dict, name: str, init_std: float = TINY_INIT_STD) -> "VoxtralLM":
+    def random_init(cls, audio: dict, text: dict, name: str, init_std: float = TINY_INIT_STD) -> VoxtralLM:
         tokenizer = byte_tokenizer(MISTRAL_SPECIALS, eos="</s>", pad="<pad>", specials_first=True, bos_token="<s>")
         processor = VoxtralProcessor(feature_extractor=whisper_features(), tokenizer=tokenizer)
         text = dict(head_dim=text["hidden_size"] // text["num_attention_heads"], **text)

@@ -19,26 +19,41 @@ frames it sees, as `generate` does). Audio over 30 s is truncated.
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
-from transformers import WhisperConfig, WhisperFeatureExtractor, WhisperForConditionalGeneration, WhisperProcessor
+from transformers import (
+    LogitsProcessorList,
+    WhisperConfig,
+    WhisperFeatureExtractor,
+    WhisperForConditionalGeneration,
+    WhisperProcessor,
+)
 from transformers.modeling_outputs import BaseModelOutput
 
 from ..audio import Audio
-from .base import AudioLM, LLMInputs
+from ..timing import Stopwatch
+from .base import AudioLM, StepClock
 from .tiny import TINY_INIT_STD, byte_tokenizer, seeded_init
+from .types import Generation
 
 WHISPER_SPECIALS = ["<|endoftext|>", "<|startoftranscript|>", "<|en|>", "<|de|>", "<|translate|>", "<|transcribe|>"]
 WHISPER_SPECIALS += ["<|startoflm|>", "<|startofprev|>", "<|nospeech|>", "<|notimestamps|>"]
 
 
 @dataclass
-class EncoderDecoderInputs(LLMInputs):
-    """The decoder prompt (input_ids, attention_mask [B, P]) and the kept encoder frames
-    `encoder_hidden_states` [B, K, D] that its cross-attention reads (`inputs_embeds` is None)."""
+class EncoderDecoderInputs:
+    """What Whisper's decoder receives: its prompt `input_ids`, `attention_mask` [B, P]
+    (<|startoftranscript|>, language, task, <|notimestamps|>) and the kept encoder frames
+    `encoder_hidden_states` [B, K, D] that its cross-attention reads. The counts and
+    `generate_kwargs()` follow `types.LLMInputs`."""
 
-    encoder_hidden_states: torch.Tensor | None = None
+    input_ids: torch.Tensor
+    attention_mask: torch.Tensor
+    encoder_hidden_states: torch.Tensor
+    audio_tokens: list[int]
+    kept: list[torch.Tensor] = field(default_factory=list)
+    prompt: str | None = None
 
     @property
     def prompt_tokens(self) -> int:
@@ -46,7 +61,7 @@ class EncoderDecoderInputs(LLMInputs):
         return int(self.attention_mask[0].sum()) + self.audio_tokens[0]
 
     @property
-    def sequence_offset(self) -> int:
+    def new_tokens_start(self) -> int:
         return 0  # Whisper's generate returns only the new tokens
 
     def generate_kwargs(self) -> dict:
@@ -55,65 +70,70 @@ class EncoderDecoderInputs(LLMInputs):
 
 class WhisperLM(AudioLM):
     key = "whisper"
-    model_type = "whisper"
     model_class = WhisperForConditionalGeneration
-    hub_id = "openai/whisper-large-v3"
-    hub_ids = {
-        f"whisper-{size}": f"openai/whisper-{size}"
-        for size in ("tiny", "base", "small", "medium", "large-v3", "large-v3-turbo")
-    }
     max_seconds = 30.0
     token_duration = 0.02  # one encoder frame
     frames_per_token = 1
+    uses_prompt = False  # Whisper transcribes; the prompt text is not used
     feature_mask_key = None  # the encoder has no mask: all 1500 frames are used
     tiny_audio = dict(d_model=64, encoder_layers=2, encoder_attention_heads=4, encoder_ffn_dim=128)
-
-    @property
-    def audio_token_id(self) -> int:
-        raise AttributeError("Whisper has no audio placeholder: its decoder cross-attends to the encoder frames.")
+    tiny_text = dict(decoder_layers=2, decoder_attention_heads=4, decoder_ffn_dim=128)
 
     @property
     def language_model(self) -> torch.nn.Module:
         return self.model.model.decoder
 
     @property
+    def audio_encoder(self) -> torch.nn.Module:
+        return self.model.model.encoder
+
+    @property
     def context_length(self) -> int:
         return int(self.model.config.max_target_positions)  # the decoder's positions (448)
 
-    def prompt_length(self, inputs) -> int:
-        return 4  # the longest decoder prompt: <|startoftranscript|>, language, task, <|notimestamps|>
+    def architecture(self) -> dict:
+        c = self.model.config
+        return {
+            "encoder_layers": c.encoder_layers,
+            "encoder_hidden": c.d_model,
+            "llm_layers": c.decoder_layers,
+            "llm_hidden": c.d_model,
+            "llm_heads": c.decoder_attention_heads,
+            "llm_kv_heads": c.decoder_attention_heads,
+            "vocab": c.vocab_size,
+        }
 
-    @property
-    def audio_encoder(self) -> torch.nn.Module:
-        return self.model.model.encoder
+    def prompt_tokens(self, inputs) -> int:
+        return 4  # the longest decoder prompt: <|startoftranscript|>, language, task, <|notimestamps|>
 
     def inputs(self, audio: Audio, prompt: str):
         return self.processor(audio=audio.samples, sampling_rate=audio.sample_rate, return_tensors="pt")
 
-    def _audio_counts(self, inputs) -> list[int]:
+    def audio_counts(self, inputs) -> list[int]:
         features = inputs["input_features"]
-        return [int(self._frame_lengths(features.shape[-1]))] * features.shape[0]
+        return [int(self.frame_lengths(torch.tensor(features.shape[-1])))] * features.shape[0]
 
-    def _audio_embeddings(self, features: torch.Tensor, feature_mask=None, input_ids=None) -> torch.Tensor:
+    def audio_embeddings(self, features: torch.Tensor, feature_mask=None, input_ids=None) -> torch.Tensor:
         hidden = self.audio_encoder(features).last_hidden_state
         return hidden.reshape(-1, hidden.shape[-1])
 
     # ------------------------------------------------------------------ decoder
     @torch.inference_mode()
-    def assemble(self, inputs, kept: list[torch.Tensor]) -> EncoderDecoderInputs:
+    def assemble(self, inputs, kept: list[torch.Tensor], prompt: str | None = None) -> EncoderDecoderInputs:
         """The decoder prompt and the kept encoder frames. kept: one [K, D] per batch row, the same K."""
         if len({int(k.shape[0]) for k in kept}) != 1:
             raise ValueError(
                 "Whisper's cross-attention has no mask: every batch row must keep the same number of frames."
             )
         frames = torch.stack([k.to(self.device, self.dtype) for k in kept])
-        prompt = self._decoder_prompt(frames).to(self.device)
+        decoder_prompt = self._decoder_prompt(frames).to(self.device)
         return EncoderDecoderInputs(
-            input_ids=prompt,
-            attention_mask=torch.ones_like(prompt),
-            inputs_embeds=None,
-            audio_tokens=[int(k.shape[0]) for k in kept],
+            input_ids=decoder_prompt,
+            attention_mask=torch.ones_like(decoder_prompt),
             encoder_hidden_states=frames,
+            audio_tokens=[int(k.shape[0]) for k in kept],
+            kept=list(kept),
+            prompt=prompt,
         )
 
     def _decoder_prompt(self, frames: torch.Tensor) -> torch.Tensor:
@@ -138,13 +158,31 @@ class WhisperLM(AudioLM):
         out = self.language_model(input_ids=x.input_ids, encoder_hidden_states=x.encoder_hidden_states, use_cache=True)
         return self.model.proj_out(out.last_hidden_state[:, -1:])
 
-    @classmethod
-    def tiny(cls) -> "WhisperLM":
-        text = dict(decoder_layers=2, decoder_attention_heads=4, decoder_ffn_dim=128)
-        return cls.random_init(cls.tiny_audio, text, name=f"tiny-{cls.key}")
+    @torch.inference_mode()
+    def generate(self, x: EncoderDecoderInputs, max_new_tokens: int = 64) -> list[Generation]:
+        """Whisper's own greedy `generate` on the kept frames; one `Generation` per row (the ids
+        after the decoder prompt, up to and including the end of text)."""
+        clock = StepClock(self.device)
+        with Stopwatch(self.device) as sw:
+            out = self.model.generate(
+                **x.generate_kwargs(),
+                max_new_tokens=max_new_tokens,
+                do_sample=False,
+                num_beams=1,
+                logits_processor=LogitsProcessorList([clock]),
+                pad_token_id=self.pad_token_id,
+            )
+        per_token = clock.ms_per_token()
+        eos = self.model.generation_config.eos_token_id
+        eos = set(eos if isinstance(eos, list) else [eos])
+        results = []
+        for row in out.tolist():
+            end = next((i + 1 for i, t in enumerate(row) if t in eos), len(row))
+            results.append(Generation(row[:end], self.decode(row[:end]), sw.ms, per_token))
+        return results
 
     @classmethod
-    def random_init(cls, audio: dict, text: dict, name: str, init_std: float = TINY_INIT_STD) -> "WhisperLM":
+    def random_init(cls, audio: dict, text: dict, name: str, init_std: float = TINY_INIT_STD) -> WhisperLM:
         """`audio`: encoder fields (d_model, encoder_*), `text`: decoder fields (decoder_*)."""
         tokenizer = byte_tokenizer(
             WHISPER_SPECIALS, eos="<|endoftext|>", pad="<|endoftext|>", bos_token="<|endoftext|>"

@@ -1,0 +1,118 @@
+"""Which model a demo serves: the one asked for where it can load, else a stated fallback.
+
+    choice = choose_model("qwen2-audio", explicit=False)
+    choice.lm, choice.reason, choice.details
+
+An explicit model is loaded as asked or raises ModelLoadError (one sentence), quickly when the
+Hub is unreachable. The default model is served where the Hub answers about it (or it is cached)
+and its weights fit the free memory; otherwise its family's tiny random-weight twin is served and
+`reason` says why in one sentence (`details` holds the underlying error, for a disclosure).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import ModelLoadError, default_device, first_line, load_model, registry, tiny_keys
+
+
+@dataclass
+class Choice:
+    """The model to serve; `reason` (one sentence) is None unless it is a fallback."""
+
+    lm: object
+    reason: str | None = None
+    details: str | None = None
+
+
+def hub_problem(hub_id: str, timeout: float) -> tuple[object | None, str | None, str | None]:
+    """(model info, None, None) if the Hub answers about `hub_id` within `timeout` seconds;
+    (None, None, None) when it does not but the model is in the local cache; otherwise (None, why
+    not as a phrase, the error's first line).
+
+    One request with a short timeout, so that an unreachable Hub costs seconds rather than the
+    half minute of download retries that `from_pretrained` spends before it gives up."""
+    from huggingface_hub import HfApi, try_to_load_from_cache
+    from huggingface_hub.errors import OfflineModeIsEnabled, RepositoryNotFoundError
+
+    try:
+        return HfApi().model_info(hub_id, timeout=timeout), None, None
+    except Exception as err:  # noqa: BLE001 - offline mode, DNS, timeouts, HTTP errors: none of them loads it
+        if isinstance(try_to_load_from_cache(hub_id, "config.json"), str):
+            return None, None, None
+        if isinstance(err, OfflineModeIsEnabled):
+            why = "offline mode is on (HF_HUB_OFFLINE) and it is not in the local cache"
+        elif isinstance(err, RepositoryNotFoundError):
+            why = "the Hugging Face Hub has no such model"
+        elif "timed out" in str(err).lower() or "timeout" in type(err).__name__.lower():
+            why = f"the Hugging Face Hub did not answer within {timeout:g} s and it is not in the local cache"
+        else:
+            why = "the Hugging Face Hub could not be reached and it is not in the local cache"
+        return None, why, first_line(err)
+
+
+def memory_problem(info, device, dtype) -> str | None:
+    """Why the model of hub `info` does not fit in the free memory of `device` (a phrase), or None."""
+    import torch
+
+    params = getattr(getattr(info, "safetensors", None), "total", None)
+    if not params:
+        return None
+    need = params * torch.finfo(dtype or torch.bfloat16).bits / 8 * 1.1  # weights + 10 % for activations
+    try:
+        if device.type == "cuda":
+            free, where = torch.cuda.mem_get_info(device)[0], f"free GPU memory on {device}"
+        else:
+            import psutil
+
+            free, where = psutil.virtual_memory().available, "free RAM and no GPU"
+    except Exception:  # noqa: BLE001 - e.g. ZeroGPU has no device at start-up: unknown, so try to load
+        return None
+    if free < need:
+        return f"it needs about {need / 1e9:.0f} GB and this machine has {free / 1e9:.0f} GB of {where}"
+    return None
+
+
+def choose_model(
+    model: str,
+    explicit: bool,
+    device: str | None = None,
+    dtype=None,
+    hub_timeout: float = 5.0,
+    offline: bool = False,
+) -> Choice:
+    """The model to serve for `model` (a registry key, hub id or folder); see the module docstring.
+
+    explicit: the user named the model (no fallback). offline: do not ask the Hub.
+    """
+    import torch
+
+    spec = registry().get(model)
+    if spec is not None and spec.tiny:
+        return Choice(load_model(model, device=device, dtype=dtype))
+    hub_id = spec.hub_id if spec is not None else model
+    if explicit or spec is None:
+        if not Path(model).is_dir() and not offline:
+            _, problem, _ = hub_problem(hub_id, hub_timeout)
+            if problem:
+                tiny = " or ".join(tiny_keys())
+                raise ModelLoadError(f"Could not load '{hub_id}': {problem}; offline, use --model {tiny}.")
+        return Choice(load_model(model, device=device, dtype=dtype))
+    target = torch.device(device) if device else default_device()
+    details = None
+    if offline:
+        reason = "the app was started with --offline"
+    else:
+        info, reason, details = hub_problem(hub_id, hub_timeout)
+        reason = reason or memory_problem(info, target, dtype)
+    if reason is None:
+        try:
+            return Choice(load_model(model, device=device, dtype=dtype))
+        except (ModelLoadError, MemoryError, torch.OutOfMemoryError) as err:
+            reason, details = "it could not be loaded", first_line(err)
+    fallback = f"tiny-{spec.family.key}"
+    return Choice(load_model(fallback, device=device), f"{hub_id} is not served because {reason}.", details)
+
+
+__all__ = ["Choice", "choose_model", "hub_problem", "memory_problem"]
