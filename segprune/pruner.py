@@ -4,17 +4,18 @@
     inputs = processor(text=..., audio=..., return_tensors="pt")
     with segprune.prune(model, method="segmentwise", keep_ratio=0.25) as pruner:
         out = model.generate(**inputs, max_new_tokens=64)
-    answer = processor.batch_decode(out[:, pruner.prompt_length:], skip_special_tokens=True)
+    answer = processor.batch_decode(out[:, pruner.new_tokens_start:], skip_special_tokens=True)
 
 Inside the context, this model instance's `generate` runs the audio path once (with the scoring
 hook), keeps K tokens per clip, shrinks each placeholder run to K and hands `input_ids`,
 `attention_mask` and `inputs_embeds` to the original `generate`. The returned sequences therefore
-start with the PRUNED prompt (`pruner.prompt_length` tokens; 0 for Whisper, whose `generate` returns
-only the new tokens, and whose encoder output is pruned before the decoder's cross-attention
-instead of a placeholder run). Only this instance is patched, and
-the patch is undone on exit, also after an exception. Calls without `input_features` pass through.
-Contexts on one model instance in several threads take turns (a per-model lock held for the
-`with` block), so each thread's `generate` is pruned with its own settings.
+start with the PRUNED prompt (`pruner.new_tokens_start` tokens; 0 for Whisper, whose `generate`
+returns only the new tokens, and whose encoder output is pruned before the decoder's
+cross-attention instead of a placeholder run). Only this instance is patched, the patch is undone
+on exit, also after an exception, and the model's train/eval mode is what it was (it runs in eval
+mode inside). Calls without `input_features` pass through. Contexts on one model instance in
+several threads take turns (a per-model lock held for the `with` block), so each thread's
+`generate` is pruned with its own settings.
 """
 
 from __future__ import annotations
@@ -24,8 +25,8 @@ import weakref
 
 from torch import nn
 
-from .compare import Setting, prune_tokens
-from .methods import DEFAULT_METHOD, DEFAULT_SEGMENTS, Selection, get_method, keep_count
+from .comparison import Setting, prune_tokens
+from .methods import DEFAULT_METHOD, Selection
 from .models import family_for
 
 _PASSED_THROUGH = ("input_ids", "attention_mask", "inputs_embeds")
@@ -42,29 +43,31 @@ def _patch_lock(model: nn.Module) -> threading.RLock:
 
 
 class Pruner:
-    """Context manager; see the module docstring. After a call, `selections` holds one
-    `Selection` per batch row and `prompt_length` the length of the pruned (padded) prompts."""
+    """Context manager; see the module docstring. `options` are the method's own (e.g.
+    ``segments=10``; a method's unknown option is an error naming its options). After a call,
+    `selections` holds one `Selection` per batch row and `new_tokens_start` the length of the
+    pruned (padded) prompts, where the new tokens start."""
 
     def __init__(
         self,
         model: nn.Module,
         method: str = DEFAULT_METHOD,
         keep_ratio: float = 0.25,
-        segments: int = DEFAULT_SEGMENTS,
-        seed: int = 0,
+        **options,
     ):
-        get_method(method)  # fail early on unknown names
-        keep_count(1, keep_ratio)  # and on bad ratios
+        self.setting = Setting(method, keep_ratio, **options)  # fails early on bad names and values
         self.model = model
-        self.setting = Setting(method, keep_ratio, segments, seed)
         self.lm = family_for(model.config.model_type)(model, processor=None)
         self.selections: list[Selection] = []
-        self.prompt_length = 0
+        self.new_tokens_start = 0
         self._saved = None
+        self._training = None
         self._lock = _patch_lock(model)
 
     def __enter__(self) -> Pruner:
         self._lock.acquire()  # another thread's context on this model ends first
+        self._training = self.model.training
+        self.model.eval()
         if "generate" in vars(self.model):
             self._saved = vars(self.model)["generate"]
         original = self.model.generate
@@ -83,6 +86,7 @@ class Pruner:
             if self._saved is not None:
                 self.model.generate = self._saved
                 self._saved = None
+            self.model.train(self._training)
         finally:
             self._lock.release()
 
@@ -92,7 +96,7 @@ class Pruner:
         chosen = [prune_tokens(tokens, self.setting) for tokens in rows]
         x = self.lm.assemble(kwargs, [kept for _, kept, _ in chosen])
         self.selections = [selection for selection, _, _ in chosen]
-        self.prompt_length = x.sequence_offset
+        self.new_tokens_start = x.new_tokens_start
         for key in ("input_features", self.lm.feature_mask_key, *_PASSED_THROUGH):
             kwargs.pop(key, None)
         return {**kwargs, **x.generate_kwargs()}

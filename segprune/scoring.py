@@ -106,11 +106,11 @@ def received_attention(
     keys = length if keys is None else keys
     q = q[:, :length].float()
     k = k[:, :keys].float()
-    total = torch.zeros(q.shape[0], length, dtype=torch.float32, device=q.device)
+    total = torch.zeros(q.shape[0], length, dtype=torch.float64, device=q.device)  # sums of up to T terms
     for start in range(0, length, chunk_size):
         weights = torch.softmax(q[:, start : start + chunk_size] @ k.transpose(-1, -2), dim=-1)
-        total += weights[..., :length].sum(dim=1)
-    return total.mean(dim=0)
+        total += weights[..., :length].sum(dim=1, dtype=torch.float64)
+    return total.mean(dim=0).float()
 
 
 class ReceivedAttention:
@@ -153,9 +153,11 @@ class ReceivedAttention:
         return self._handle is not None
 
     @torch.no_grad()
-    def _hook(self, module: nn.Module, args: tuple, kwargs: dict):
-        if threading.get_ident() != self._thread:
-            return  # another thread's forward pass through this shared module: not this request's
+    def _hook(self, module: nn.Module, args: tuple, kwargs: dict | None = None):
+        # torch reads a module's hooks from a snapshot: a hook removed (this context closed) while
+        # another thread's forward dispatches it is then called without kwargs. It must not fail.
+        if kwargs is None or self._handle is None or threading.get_ident() != self._thread:
+            return  # a closed context, or another thread's forward pass: not this request's
         hidden_states = args[0] if args else kwargs["hidden_states"]
         rows = hidden_states.shape[0] if hidden_states.dim() == 3 else 1  # a 2-D input is one packed row
         if rows != len(self.rows):

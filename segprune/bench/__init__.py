@@ -65,9 +65,7 @@ def _load() -> str | None:
 
 
 def model_info(lm: AudioLM, preset: str | None) -> dict:
-    audio, text = lm.model.config.audio_config, lm.model.config.text_config
-    tower = sum(p.numel() for p in lm.model.model.audio_tower.parameters())
-    total = sum(p.numel() for p in lm.model.parameters())
+    """What was timed: the adapter's key and name, weights, device, dtype, parameter counts and sizes."""
     return {
         "key": lm.key,
         "name": lm.name,
@@ -75,14 +73,8 @@ def model_info(lm: AudioLM, preset: str | None) -> dict:
         "random_weights": lm.random_weights,
         "device": str(lm.device),
         "dtype": str(lm.dtype).removeprefix("torch."),
-        "params": {"total": total, "audio_encoder": tower, "rest": total - tower},
-        "encoder_layers": audio.num_hidden_layers,
-        "encoder_hidden": audio.hidden_size,
-        "llm_layers": text.num_hidden_layers,
-        "llm_hidden": text.hidden_size,
-        "llm_heads": text.num_attention_heads,
-        "llm_kv_heads": text.num_key_value_heads,
-        "vocab": text.vocab_size,
+        "params": lm.parameter_counts(),
+        **lm.architecture(),
     }
 
 
@@ -99,7 +91,7 @@ def benchmark(lm: AudioLM, opts: Options, preset: str | None = None, log=measure
         note=RANDOM_WEIGHTS_NOTE if lm.random_weights else "",
         model=model_info(lm, preset),
         machine=machine,
-        options={k: v for k, v in vars(opts).items()},
+        options=dict(vars(opts)),
         **rows,
     )
     result.scaling = report.scaling(result.prefill)

@@ -9,25 +9,25 @@ The markdown report goes to stdout, progress to stderr.
 
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 
-
-def positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text}")
-    return value
+from ..args import (
+    add_method_options,
+    add_model_arguments,
+    add_score_layers_argument,
+    keep_ratio,
+    non_negative_int,
+    option_flags,
+    positive_float,
+    positive_int,
+    torch_dtype,
+)
+from ..methods import DEFAULT_METHOD, METHODS
+from .result import SELECTION_N
 
 
 def register_bench(subparsers) -> None:
-    from ..cli import add_model_arguments, add_score_layers_argument, keep_ratio, positive_int
-    from ..methods import DEFAULT_METHOD, DEFAULT_SEGMENTS, METHODS
-    from .measure import SELECTION_N
 
     p = subparsers.add_parser(
         "bench",
@@ -47,10 +47,12 @@ def register_bench(subparsers) -> None:
         metavar="METHOD",
         help=f"selection methods ({', '.join(METHODS)}); the first chooses the prefilled tokens",
     )
-    p.add_argument("--segments", type=positive_int, default=DEFAULT_SEGMENTS)
+    add_method_options(p)
     p.add_argument("--repeats", type=positive_int, default=5, help="timed runs per measurement")
-    p.add_argument("--warmup", type=int, default=1, help="untimed rounds before the timed ones")
-    p.add_argument("--decode-tokens", type=int, default=8, help="greedy steps for decode ms/token (0: skip)")
+    p.add_argument("--warmup", type=non_negative_int, default=1, help="untimed rounds before the timed ones")
+    p.add_argument(
+        "--decode-tokens", type=non_negative_int, default=8, help="greedy steps for decode ms/token (0: skip)"
+    )
     p.add_argument(
         "--baseline-seconds",
         type=positive_float,
@@ -71,7 +73,7 @@ def load_bench_model(args):
     """The model to time: a preset with random weights, or `load_model` (real or tiny)."""
     import torch
 
-    from ..cli import load_from_args
+    from ..args import load_from_args
     from ..models import ModelLoadError, default_device, default_dtype, registry
     from .presets import TINY, build
 
@@ -90,8 +92,8 @@ def load_bench_model(args):
     if spec.tiny and preset != TINY:
         raise ValueError(f"{args.model} is the tiny variant; for --preset {preset} use --model {spec.family.key}.")
     device = torch.device(args.device) if args.device else default_device()
-    dtype = getattr(torch, args.dtype) if args.dtype else default_dtype(device, random_weights=True)
-    return build(spec.family, preset, device, dtype), preset
+    dtype = torch_dtype(args.dtype) or default_dtype(device, random_weights=True)
+    return build(spec.family.load(), preset, device, dtype), preset
 
 
 def bench_command(args) -> int:
@@ -106,8 +108,6 @@ def bench_command(args) -> int:
     else:
         import torch
 
-        if min(args.warmup, args.decode_tokens) < 0:
-            raise ValueError("--warmup and --decode-tokens must be at least 0.")
         if args.threads:
             torch.set_num_threads(args.threads)
         lm, preset = load_bench_model(args)
@@ -115,7 +115,7 @@ def bench_command(args) -> int:
             seconds=list(args.seconds),
             keep=sorted(set(args.keep) | {1.0}, reverse=True),
             methods=list(dict.fromkeys(args.methods)),
-            segments=args.segments,
+            options={o: getattr(args, o) for o in option_flags() if getattr(args, o, None) is not None},
             repeats=args.repeats,
             warmup=args.warmup,
             decode_tokens=args.decode_tokens,

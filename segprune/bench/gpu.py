@@ -22,6 +22,7 @@ from pathlib import Path
 
 import torch
 
+from ..args import DTYPES, non_negative_int, positive_float, positive_int
 from ..models.audioflamingo3 import AudioFlamingo3LM
 from ..models.qwen2_audio import Qwen2AudioLM
 from . import Options, benchmark, report
@@ -35,12 +36,12 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--out", default=os.environ.get("OUT", "."), help="output folder (default: $OUT or .)")
     p.add_argument("--preset", default="full")
     p.add_argument("--device", default="cuda")
-    p.add_argument("--dtype", default="bfloat16", choices=["bfloat16", "float16", "float32"])
-    p.add_argument("--repeats", type=int, default=10)
-    p.add_argument("--decode-tokens", type=int, default=16)
+    p.add_argument("--dtype", default="bfloat16", choices=DTYPES)
+    p.add_argument("--repeats", type=positive_int, default=10)
+    p.add_argument("--decode-tokens", type=non_negative_int, default=16)
     p.add_argument(
         "--long",
-        type=float,
+        type=positive_float,
         nargs="*",
         default=[30, 60, 120, 300, 600],
         help="audio lengths for Audio Flamingo 3 (Qwen2-Audio takes 30 s only)",

@@ -18,16 +18,15 @@ import numpy as np
 import torch
 
 from ..audio import from_samples
-from ..compare import Setting, prune_tokens
-from ..methods import DEFAULT_METHOD, DEFAULT_SEGMENTS, METHODS, keep_count, select
-from ..models.base import AudioLM, AudioTokens
-from ..scoring import pool_scores
+from ..comparison import EncodedClip, InProcess, Setting, encode_clip, prepare, run_variants
+from ..methods import DEFAULT_METHOD, METHODS, keep_count, make_method, select
+from ..models.base import AudioLM, NoEagerBaseline
+from ..models.types import AudioTokens
 from ..timing import interleaved
 from .memory import PeakMemory
-from .result import BaselineRow, EncoderRow, PrefillRow, SelectionRow
+from .result import SELECTION_N, BaselineRow, EncoderRow, PrefillRow, SelectionRow
 
 PROMPT = "Describe the audio in detail."
-SELECTION_N = 15_000  # 10 minutes of audio at 25 tokens per second
 
 
 @dataclass
@@ -37,7 +36,7 @@ class Options:
     seconds: list[float] = field(default_factory=lambda: [30.0])
     keep: list[float] = field(default_factory=lambda: [1.0, 0.5, 0.25, 0.1])
     methods: list[str] = field(default_factory=lambda: [DEFAULT_METHOD])
-    segments: int = DEFAULT_SEGMENTS
+    options: dict = field(default_factory=dict)  # method options; each method gets the ones it has
     repeats: int = 5
     warmup: int = 1
     decode_tokens: int = 8
@@ -54,19 +53,6 @@ def synthetic_audio(seconds: float, seed: int = 0):
     return from_samples((0.1 * rng.standard_normal(round(seconds * 16000))).astype(np.float32), 16000)
 
 
-def cpu_timed(fn: Callable, sink: list[float]) -> Callable:
-    """`fn`, noting the process CPU time (ms, all threads) of each call in `sink`. On a machine
-    shared with other work, CPU time still counts only this process's work, where wall time
-    also counts the waits for a core."""
-
-    def timed():
-        start = time.process_time()
-        fn()
-        sink.append((time.process_time() - start) * 1e3)
-
-    return timed
-
-
 def _log(message: str) -> None:
     print(f"[bench] {message}", file=sys.stderr, flush=True)
 
@@ -75,40 +61,23 @@ def _log(message: str) -> None:
 
 
 def peers_scores(lm: AudioLM, inputs) -> np.ndarray:
-    """Scores the way the peers' code gets them: the whole encoder in eager attention with
-    ``output_attentions``, then the last layer's weights [W, heads, T, T] summed over valid
-    queries, averaged over heads and pooled like the encoder. Returns [N] float64 (same
-    definition as segprune's hook). The encoder is put back to its own attention on exit."""
-    tower = lm.model.model.audio_tower
-    features = inputs["input_features"].to(lm.device, tower.dtype)
-    mask = inputs[lm.feature_mask_key].to(lm.device)
-    frames = lm._frame_lengths(mask.sum(-1))
-    tokens = lm._token_lengths(frames).clamp(min=0)
-    captured = {}
-    saved = tower.config._attn_implementation
-    handle = tower.register_forward_hook(lambda module, args, out: captured.update(attentions=out.attentions))
-    tower.set_attn_implementation("eager")
-    tower.config.output_attentions = True
-    try:
-        with torch.inference_mode():
-            lm._audio_embeddings(features, mask)
-            last = captured["attentions"][-1]
-            scores = [
-                pool_scores(last[w, :, :f, :f].float().sum(dim=1).mean(dim=0), int(n))
-                for w, (f, n) in enumerate(zip(frames.tolist(), tokens.tolist()))
-            ]
-    finally:
-        handle.remove()
-        tower.config.output_attentions = False
-        tower.set_attn_implementation(saved)
-    return torch.cat(scores).double().cpu().numpy()
+    """Scores the way the peers' code gets them (the whole encoder in eager attention with
+    ``output_attentions``; `AudioLM.eager_scores`): [N] float64, the same definition as the hook's."""
+    return lm.eager_scores(inputs)
 
 
 def measure_encoder(
     lm: AudioLM, inputs, seconds: float, opts: Options, baseline: bool
 ) -> tuple[AudioTokens, EncoderRow, BaselineRow | None]:
     """Encode the clip `repeats` times (hook timed inside), interleaved with the peers' baseline
-    when `baseline`; then one pass of each under `PeakMemory`."""
+    when `baseline` and the family has one (else the row says why not); then one pass of each
+    under `PeakMemory`."""
+    no_baseline = None
+    if baseline:
+        try:
+            peers_scores(lm, inputs)
+        except NoEagerBaseline as why:
+            baseline, no_baseline = False, str(why)
     runs: list[AudioTokens] = []
     fns: dict[str, Callable] = {"ours": lambda: runs.append(lm.encode(inputs, opts.score_layers)[0])}
     if baseline:
@@ -128,11 +97,13 @@ def measure_encoder(
         scoring_ms=float(np.median([r.scoring_ms for r in timed])),
         scoring_share=float(np.median([r.scoring_ms / r.encoder_ms for r in timed])),
         peak_mb=ours_mem.mb,
+        baseline_note=no_baseline,
     )
     if not baseline:
         return tokens, row, None
     with PeakMemory(lm.device) as peers_mem:
-        scores = peers_scores(lm, inputs)
+        peers_scores(lm, inputs)
+    peers, same_pass = lm.eager_scores(inputs, with_hook=True)
     base = BaselineRow(
         seconds=seconds,
         n=tokens.n,
@@ -144,7 +115,8 @@ def measure_encoder(
         peers_peak_mb=peers_mem.mb,
         memory_ratio=peers_mem.mb / ours_mem.mb if ours_mem.mb > 0 else float("inf"),
         time_ratio=t["peers"].median / t["ours"].median,
-        max_score_diff=float(np.max(np.abs(scores - tokens.scores))),
+        max_score_diff=float(np.max(np.abs(peers - same_pass))),
+        max_score_diff_backends=float(np.max(np.abs(peers - tokens.scores))),
     )
     return tokens, row, base
 
@@ -152,51 +124,72 @@ def measure_encoder(
 # ---------------------------------------------------------------- prefill and decode
 
 
-def measure_prefill(lm: AudioLM, inputs, tokens: AudioTokens, seconds: float, opts: Options) -> list[PrefillRow]:
-    """Full and every pruned prompt, prefilled `repeats` times round robin; then per prompt one
-    pass under `PeakMemory` and one greedy generation for the decode time."""
+class CpuTimed(InProcess):
+    """The in-process engine, noting the process CPU time (ms, all threads) of every prefill per
+    prompt. On a machine shared with other work, CPU time counts only this process's work, where
+    wall time also counts the waits for a core."""
+
+    def __init__(self, lm: AudioLM):
+        super().__init__(lm)
+        self.cpu_ms: dict[int, list[float]] = {}
+
+    def prefill(self, x):
+        start = time.process_time()
+        out = super().prefill(x)
+        self.cpu_ms.setdefault(id(x), []).append((time.process_time() - start) * 1e3)
+        return out
+
+
+def measure_prefill(lm: AudioLM, clip: EncodedClip, seconds: float, opts: Options) -> list[PrefillRow]:
+    """The full and every pruned prompt through the one loop (`compare.prepare` and
+    `compare.run_variants`: prefills timed round robin, then `decode_tokens` greedy steps each);
+    then per prompt one prefill under `PeakMemory`."""
     method = opts.methods[0]
-    prompts = {1.0: lm.assemble(inputs, [tokens.embeddings])}
-    for r in sorted({r for r in opts.keep if r < 1.0}, reverse=True):
-        _, kept, _ = prune_tokens(tokens, Setting(method, r, opts.segments))
-        prompts[r] = lm.assemble(inputs, [kept])
-    cpu = {r: [] for r in prompts}
-    fns = {r: cpu_timed(partial(lm.prefill, x), cpu[r]) for r, x in prompts.items()}
-    t = interleaved(fns, opts.repeats, lm.device, opts.warmup)
-    cpu_ms = {r: float(np.median(v[opts.warmup :])) for r, v in cpu.items()} if lm.device.type == "cpu" else None
-    full = prompts[1.0]
-    if opts.decode_tokens > 1:
-        lm.generate(full, 2)  # warm-up: the first generate call pays one-time costs
+    ratios = sorted({r for r in opts.keep if r < 1.0}, reverse=True)
+    settings = [Setting(method, r, **_options(method, opts.options)) for r in ratios]
+    variants = prepare(lm, clip, settings)
+    engine = CpuTimed(lm)
+    decode_tokens = opts.decode_tokens if opts.decode_tokens > 1 else 0
+    runs = run_variants(variants, engine, decode_tokens, opts.repeats, lm.device)
+    on_cpu = lm.device.type == "cpu"
+    cpu_ms = [float(np.median(engine.cpu_ms[id(v.inputs)][opts.warmup :])) for v in variants] if on_cpu else None
+    full = runs[0]
     rows = []
-    for r, x in prompts.items():
+    for i, (ratio, variant, run) in enumerate(zip([1.0, *ratios], variants, runs)):
         with PeakMemory(lm.device) as mem:
-            lm.prefill(x)
-        decode = lm.generate(x, opts.decode_tokens)[0].decode_ms_per_token if opts.decode_tokens > 1 else None
-        speedup = t[1.0].median / t[r].median
-        bound = full.prompt_tokens / x.prompt_tokens
+            lm.prefill(variant.inputs)
+        decode = run.decode_ms_per_token
+        speedup = full.prefill_ms / run.prefill_ms
+        bound = full.prompt_tokens / run.prompt_tokens
         rows.append(
             PrefillRow(
                 seconds=seconds,
-                n=tokens.n,
-                keep_ratio=r,
-                k=x.audio_tokens[0],
-                method=method if r < 1.0 else "none",
+                n=clip.tokens.n,
+                keep_ratio=ratio,
+                k=run.audio_tokens,
+                method=method if ratio < 1.0 else "none",
                 prompt_tokens_full=full.prompt_tokens,
-                prompt_tokens=x.prompt_tokens,
-                prefill_ms=t[r].median,
-                prefill_ms_min=t[r].min,
-                full_prefill_ms=t[1.0].median,
-                full_prefill_ms_min=t[1.0].min,
+                prompt_tokens=run.prompt_tokens,
+                prefill_ms=run.prefill_ms,
+                prefill_ms_min=run.prefill_ms_min,
+                full_prefill_ms=full.prefill_ms,
+                full_prefill_ms_min=full.prefill_ms_min,
                 speedup=speedup,
                 bound=bound,
                 of_bound=speedup / bound,
-                prefill_cpu_ms=cpu_ms[r] if cpu_ms else None,
-                cpu_speedup=cpu_ms[1.0] / cpu_ms[r] if cpu_ms else None,
-                decode_ms_per_token=None if decode is None or np.isnan(decode) else float(decode),
+                prefill_cpu_ms=cpu_ms[i] if cpu_ms else None,
+                cpu_speedup=cpu_ms[0] / cpu_ms[i] if cpu_ms else None,
+                decode_ms_per_token=None if not np.isfinite(decode) else float(decode),
                 peak_mb=mem.mb,
             )
         )
     return rows
+
+
+def _options(method: str, options: dict) -> dict:
+    """The options of `options` that `method` has."""
+    cls = METHODS[method]
+    return {k: v for k, v in options.items() if cls.takes(k)}
 
 
 # ---------------------------------------------------------------- selection
@@ -212,10 +205,9 @@ def measure_selection(
         fns = {
             m: partial(
                 select,
-                m,
+                make_method(m, **_options(m, opts.options)),
                 scores,
                 r,
-                segments=opts.segments,
                 embeddings=embeddings if METHODS[m].needs_embeddings else None,
             )
             for m in opts.methods
@@ -229,7 +221,7 @@ def measure_selection(
 def synthetic_selection(lm: AudioLM, opts: Options) -> list[SelectionRow]:
     """Selection on random scores of length `opts.selection_n` (10 minutes of audio by default)."""
     rng = np.random.default_rng(0)
-    hidden = lm.model.get_input_embeddings().weight.shape[1]
+    hidden = lm.architecture()["llm_hidden"]
     embeddings = torch.randn(opts.selection_n, hidden, device=lm.device, dtype=lm.dtype)
     return measure_selection(rng.random(opts.selection_n), embeddings, opts, "synthetic", lm.device)
 
@@ -241,7 +233,8 @@ def run(lm: AudioLM, opts: Options, log: Callable[[str], None] = _log) -> dict:
     """All measurements for every audio length; returns the row lists by table name."""
     out = {"prefill": [], "encoder": [], "baseline": [], "selection": []}
     for seconds in opts.seconds:
-        inputs = lm.inputs(synthetic_audio(seconds), opts.prompt)
+        clip = encode_clip(lm, synthetic_audio(seconds), opts.prompt, max(opts.decode_tokens, 1), opts.score_layers)
+        inputs = clip.inputs
         # the peers' baseline scores the last layer only: compare it with ours at L = 1
         baseline = opts.score_layers == 1 and any(abs(seconds - b) < 1e-9 for b in opts.baseline_seconds)
         log(
@@ -253,7 +246,7 @@ def run(lm: AudioLM, opts: Options, log: Callable[[str], None] = _log) -> dict:
         if base is not None:
             out["baseline"].append(base)
         log(f"{seconds:g} s: N = {tokens.n}, prefill full and keep {sorted(opts.keep, reverse=True)} x{opts.repeats}")
-        out["prefill"] += measure_prefill(lm, inputs, tokens, seconds, opts)
+        out["prefill"] += measure_prefill(lm, clip, seconds, opts)
         out["selection"] += measure_selection(tokens.scores, tokens.embeddings, opts, "clip", lm.device)
     log(f"selection on N = {opts.selection_n} synthetic scores")
     out["selection"] += synthetic_selection(lm, opts)

@@ -22,6 +22,7 @@ import psutil
 import torch
 
 from ..models.base import AudioLM
+from ..models.tiny import tiny_model
 
 PRESETS_DIR = Path(__file__).resolve().parent.parent / "presets"
 TINY = "tiny"
@@ -58,7 +59,7 @@ def default_dtype(dtype: torch.dtype):
 
 def _construct(family: type[AudioLM], name: str, device, dtype: torch.dtype) -> AudioLM:
     if name == TINY:
-        lm = family.tiny()
+        lm = tiny_model(family)
         lm.model.to(device=device, dtype=dtype)
         return lm
     spec = load_preset(family.key, name)
@@ -68,10 +69,7 @@ def _construct(family: type[AudioLM], name: str, device, dtype: torch.dtype) -> 
 
 def parameter_count(family: type[AudioLM], name: str) -> dict:
     """Parameters of the preset, counted on the meta device (nothing is allocated)."""
-    lm = _construct(family, name, "meta", torch.float32)
-    audio = sum(p.numel() for p in lm.model.model.audio_tower.parameters())
-    total = sum(p.numel() for p in lm.model.parameters())
-    return {"total": total, "audio_encoder": audio, "rest": total - audio}
+    return _construct(family, name, "meta", torch.float32).parameter_counts()
 
 
 def build(family: type[AudioLM], name: str, device, dtype: torch.dtype) -> AudioLM:

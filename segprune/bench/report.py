@@ -139,7 +139,8 @@ BASELINE = [
     ("ours peak MiB", lambda r: _fmt(r.ours_peak_mb, 0)),
     ("peers peak MiB", lambda r: _fmt(r.peers_peak_mb, 0)),
     ("memory ratio", lambda r: f"x{r.memory_ratio:.1f}"),
-    ("max score diff", lambda r: f"{r.max_score_diff:.1e}"),
+    ("max score diff (same pass)", lambda r: f"{r.max_score_diff:.1e}"),
+    ("vs our SDPA pass", lambda r: f"{r.max_score_diff_backends:.1e}"),
 ]
 SELECTION = [
     ("method", lambda r: r.method),
@@ -195,9 +196,12 @@ def markdown(result: Result) -> str:
         ("Prefill (LLM over the whole prompt + LM head on the last position)", table(PREFILL, result.prefill)),
         ("Encoder and scoring hook", table(ENCODER, result.encoder)),
     ]
+    title = "Scores: segprune's hook vs the peers' output_attentions on an eager encoder"
     if result.baseline:
-        title = "Scores: segprune's hook vs the peers' output_attentions on an eager encoder"
         sections.append((title, table(BASELINE, result.baseline)))
+    notes = sorted({e.baseline_note for e in result.encoder if e.baseline_note})
+    if notes:
+        sections.append((title, "No output_attentions baseline for this family: " + " ".join(notes)))
     sections.append(("Selection", table(SELECTION, result.selection)))
     fitted = [f for f in result.scaling if f.exponent is not None]
     if fitted:

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields
 
-SCHEMA = "segprune-bench/1"
+SCHEMA = "segprune-bench/2"
+SELECTION_N = 15_000  # N of the synthetic selection test: 10 minutes of audio at 25 tokens per second
 RANDOM_WEIGHTS_NOTE = (
     "RANDOM WEIGHTS: the model has the real architecture but random weights; token counts, "
     "timings and memory are real, the scores and any generated text are meaningless."
@@ -55,6 +56,7 @@ class EncoderRow:
     scoring_ms: float  # median time spent inside the hook
     scoring_share: float  # median over runs of scoring_ms / encoder_ms
     peak_mb: float  # memory the pass adds at its peak
+    baseline_note: str | None = None  # why this family has no output_attentions baseline, if it has none
 
 
 @dataclass
@@ -71,7 +73,9 @@ class BaselineRow:
     peers_peak_mb: float
     memory_ratio: float  # peers_peak_mb / ours_peak_mb
     time_ratio: float  # peers_ms / ours_ms
-    max_score_diff: float  # max |peers' score - ours| over the N tokens (same definition)
+    max_score_diff: float  # max |peers' score - ours| over the N tokens, both on the same eager pass
+    max_score_diff_backends: float  # max |peers' score - ours from the model's own (SDPA) pass|: rounding of
+    # the earlier layers under another attention backend, not a difference of definition
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""`segprune eval`: one command per paper table.
+"""`segprune eval`: one command per paper table (registered in `segprune.cli.COMMANDS`).
 
     segprune eval --model KEY --task {clotho,audiocaps,clothoaqa,mmau} [--manifest FILE.jsonl]
                   [--methods NAME ...] [--keep R ...] [--limit N] [--out DIR]
@@ -9,24 +9,25 @@ setting, appended as produced; a rerun resumes), results.json and table.md.
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
-from ..methods import DEFAULT_SEGMENTS, METHODS
+from ..args import (
+    add_method_options,
+    add_model_arguments,
+    add_score_layers_argument,
+    keep_ratio,
+    load_from_args,
+    option_flags,
+    positive_int,
+)
+from ..methods import METHODS
+from . import TASKS
 
 PAPER_KEEP = [0.5, 0.25, 0.1]
 
 
 def register_eval(subparsers) -> None:
-    from ..cli import (
-        add_model_arguments,
-        add_score_layers_argument,
-        keep_ratio,
-        positive_int,
-    )  # here: segprune.cli imports this module
-    from . import TASKS
-
     p = subparsers.add_parser("eval", help="reproduce the paper's tables: every method x keep ratio on a benchmark")
     add_model_arguments(p)
     p.add_argument("--task", required=True, choices=list(TASKS), help="benchmark: sets the prompt and the metric")
@@ -36,8 +37,7 @@ def register_eval(subparsers) -> None:
     p.add_argument("--split", default=None, help="dataset split (default: the split of the paper's numbers)")
     p.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS), help="default: all")
     p.add_argument("--keep", nargs="+", type=keep_ratio, default=PAPER_KEEP, help="keep ratios (fractions KEPT)")
-    p.add_argument("--segments", type=positive_int, default=DEFAULT_SEGMENTS, help="S for segmentwise")
-    p.add_argument("--seed", type=int, default=0, help="seed of the random method")
+    add_method_options(p)
     p.add_argument("--limit", type=positive_int, default=None, help="evaluate only the first N items")
     p.add_argument("--out", default=None, help="output folder (default: runs/eval/TASK-MODEL)")
     p.add_argument("--max-new-tokens", type=positive_int, default=None, help="default: the task's")
@@ -50,30 +50,17 @@ def register_eval(subparsers) -> None:
 
 
 def eval_command(args) -> int:
-    from ..cli import load_from_args
-    from ..compare import Setting
-    from . import TASKS
-    from .data import load_hub, read_manifest
-    from .report import summarise, table
-    from .runner import FULL, evaluate, setting_key
+    from .suite import load_items, run_evaluation, settings_grid
 
     task = TASKS[args.task]
-    if args.manifest:
-        items = read_manifest(args.manifest)[: args.limit]
-        source = f"manifest {Path(args.manifest).resolve()}"
-    else:
-        dataset, split = args.dataset or task.hub_id, args.split or task.hub_split
-        config = args.config or (task.hub_config if not args.dataset else None)
-        items = load_hub(dataset, config, split, args.limit)
-        source = f"hub {dataset} ({config or 'default'}) split {split}"
-    task.check(items)  # before loading a model
+    items, source = load_items(task, args.manifest, args.dataset, args.config, args.split, args.limit)
+    options = {o: getattr(args, o) for o in option_flags() if getattr(args, o, None) is not None}
+    settings = settings_grid(args.methods, args.keep, options, args.drop_silent)
     lm = load_from_args(args)
-    quiet = [False, True] if args.drop_silent else [False]
-    settings = [Setting(m, r, args.segments, args.seed, q) for r in args.keep for m in args.methods for q in quiet]
     out = Path(args.out or f"runs/eval/{task.name}-{lm.name.replace('/', '_')}")
     if lm.random_weights:
         print(f"segprune: warning: {lm.name} has random weights: its scores are meaningless.", file=sys.stderr)
-    store = evaluate(
+    results, text = run_evaluation(
         lm,
         task,
         items,
@@ -83,45 +70,14 @@ def eval_command(args) -> int:
         args.max_new_tokens,
         args.repeats,
         not args.no_progress,
-        score_layers=args.score_layers,
+        args.score_layers,
+        args.sbert_model,
     )
-    keys = [FULL, *dict.fromkeys(setting_key(s) for s in settings)]
-    results = summarise(task, items, store.records, keys, {"sbert_model": args.sbert_model})
-    results.update(
-        model=lm.name,
-        random_weights=lm.random_weights,
-        source=source,
-        split_note=task.split_note,
-        prompt=task.prompts.get(lm.key, task.prompts["default"]),
-        prompt_source=task.prompt_source,
-        decoding={"greedy": True, "max_new_tokens": args.max_new_tokens or task.max_new_tokens},
-        segments=args.segments,
-        seed=args.seed,
-        score_layers=args.score_layers,
-        device=str(lm.device),
-        dtype=str(lm.dtype).replace("torch.", ""),
-        versions=_versions(),
-    )
-    (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
-    text = table(results, lm.name, lm.random_weights)
-    (out / "table.md").write_text(text)
     for name, reason in results["skipped_metrics"].items():
         print(f"segprune: {name} skipped: {reason}", file=sys.stderr)
     print(text)
     print(f"results: {out / 'results.json'} · table: {out / 'table.md'} · generations: {out / 'generations.jsonl'}")
     return 0
-
-
-def _versions() -> dict[str, str]:
-    from importlib.metadata import PackageNotFoundError, version
-
-    out = {}
-    for name in ("segprune", "torch", "transformers", "aac-metrics", "datasets", "sentence-transformers"):
-        try:
-            out[name] = version(name)
-        except PackageNotFoundError:
-            pass
-    return out
 
 
 __all__ = ["register_eval"]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import statistics
 
+from .. import silence
 from ..methods import METHODS
 from ..models import RANDOM_WEIGHTS_NOTE
 from .data import Item
@@ -38,6 +39,7 @@ def summarise(task: Task, items: list[Item], records: list[dict], keys: list[str
             "setting": key,
             "method": recs[0]["method"] if recs else None,
             "keep_ratio": recs[0]["keep_ratio"] if recs else None,
+            "options": recs[0].get("options", {}) if recs else {},
             "drop_silent": recs[0].get("drop_silent", False) if recs else False,
         }
         if complete:
@@ -101,9 +103,7 @@ def table(results: dict, model: str, random_weights: bool) -> str:
         delta = row["relative_change_pct"].get(primary)
         cells = [
             "100 %" if full else f"{100 * row['keep_ratio']:g} %",
-            "Full model"
-            if full
-            else _label(row["method"]) + (", silent tokens first out" if row["drop_silent"] else ""),
+            "Full model" if full else _label(row),
             _fmt(row["metrics"].get(primary), primary),
             "—" if full else ("n/a" if delta is None else f"{delta:+.1f} %"),
         ]
@@ -115,8 +115,14 @@ def table(results: dict, model: str, random_weights: bool) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _label(name: str) -> str:
-    return METHODS[name].label if name in METHODS else name
+def _label(row: dict) -> str:
+    """The method's label, its options that differ from the defaults, and the silence option."""
+    name = row["method"]
+    label = METHODS[name].label if name in METHODS else name
+    options = row.get("options") or {}
+    if options:
+        label += " (" + ", ".join(f"{k} = {v}" for k, v in options.items()) + ")"
+    return label + (f", {silence.LABEL.lower()}" if row["drop_silent"] else "")
 
 
 def _method_rank(name: str) -> int:

@@ -8,12 +8,10 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict
 from pathlib import Path
 
-from ..compare import Setting, encode_clip, prune_tokens
+from ..comparison import InProcess, Setting, encode_clip, prepare, run_variants
 from ..models.base import AudioLM
-from ..timing import interleaved
 from .data import Item
 from .task import Task
 
@@ -21,10 +19,9 @@ FULL = "full"
 
 
 def setting_key(setting: Setting) -> str:
-    """'segmentwise@0.25' ('segmentwise+quiet@0.25' when silent tokens go first); the row name in
-    the JSONL, the results and the table."""
-    quiet = "+quiet" if setting.drop_silent else ""
-    return f"{setting.method}{quiet}@{setting.keep_ratio:g}"
+    """The row name in the JSONL, the results and the table: `Setting.key`, e.g.
+    'segmentwise@0.25', 'segmentwise[segments=5]+drop_silent@0.25'."""
+    return setting.key
 
 
 class Generations:
@@ -71,7 +68,7 @@ def run_config(
         "max_new_tokens": max_new_tokens,
         "score_layers": score_layers,
         "decoding": "greedy",
-        "settings": [asdict(s) for s in settings],
+        "settings": [s.to_dict() for s in settings],
     }
 
 
@@ -106,15 +103,18 @@ def evaluate(
     repeats: int = 1,
     progress: bool = True,
     score_layers: int = 1,
+    engine=None,
 ) -> Generations:
     """Run every pending (item, setting) and return all generations of this folder.
 
     Prefill times are medians of `repeats` measurements interleaved across the settings of one
-    clip, after one warm-up round (segprune.timing.interleaved).
+    clip, after one warm-up round (`segprune.comparison.run_variants`). engine: where the language
+    model runs (default: in process; a vLLM engine sends each clip's generations concurrently).
     """
     from tqdm.auto import tqdm
 
     task.check(items)
+    engine = engine or InProcess(lm)
     max_new_tokens = max_new_tokens or task.max_new_tokens
     out.mkdir(parents=True, exist_ok=True)
     check_config(out / "config.json", run_config(lm, task, settings, max_new_tokens, source, score_layers))
@@ -131,39 +131,34 @@ def evaluate(
                 continue
             prompt = task.prompt(item, lm.key)
             clip = encode_clip(lm, item.load(), prompt, max_new_tokens, score_layers)  # ONCE per clip
-            inputs, tokens, cut = clip.inputs, clip.tokens, clip.audio.truncated_seconds
-            prepared = {}
-            for key in todo:
-                if key == FULL:
-                    prepared[key] = (None, lm.assemble(inputs, [tokens.embeddings]), 0.0)
-                else:
-                    selection, kept, select_ms = prune_tokens(tokens, by_key[key])
-                    prepared[key] = (selection, lm.assemble(inputs, [kept]), select_ms)
-            timings = interleaved(
-                {k: (lambda x=x: lm.prefill(x)) for k, (_, x, _) in prepared.items()}, repeats=repeats, device=lm.device
-            )
-            for key, (selection, x, select_ms) in prepared.items():
-                g = lm.generate(x, max_new_tokens)[0]
-                setting = by_key.get(key)
-                record = {
-                    "item": item.id,
-                    "setting": key,
-                    "method": setting.method if setting else None,
-                    "keep_ratio": setting.keep_ratio if setting else 1.0,
-                    "drop_silent": setting.drop_silent if setting else False,
-                    "text": g.text,
-                    "n_audio_tokens": tokens.n,
-                    "n_kept": selection.k if selection is not None else tokens.n,
-                    "prompt_tokens": x.prompt_tokens,
-                    "prefill_ms": round(timings[key].median, 3),
-                    "generate_ms": round(g.generate_ms, 3),
-                    "new_tokens": len(g.token_ids),
-                    "encoder_ms": round(tokens.encoder_ms, 3),
-                    "select_ms": round(select_ms, 4),
-                    "truncated_seconds": round(cut, 3),
-                }
-                store.append(record)
+            todo_settings = [by_key[k] for k in todo if k != FULL]
+            variants = prepare(lm, clip, todo_settings, full=FULL in todo)
+
+            def save(i: int, run, variants=variants, clip=clip, item=item) -> None:
+                variant, setting = variants[i], variants[i].setting
+                store.append(
+                    {
+                        "item": item.id,
+                        "setting": FULL if setting is None else setting_key(setting),
+                        "method": setting.method if setting else None,
+                        "keep_ratio": setting.keep_ratio if setting else 1.0,
+                        "options": setting.selector.changed_options() if setting else {},
+                        "drop_silent": setting.drop_silent if setting else False,
+                        "text": run.text,
+                        "n_audio_tokens": clip.tokens.n,
+                        "n_kept": variant.selection.k if variant.selection is not None else clip.tokens.n,
+                        "prompt_tokens": run.prompt_tokens,
+                        "prefill_ms": round(run.prefill_ms, 3),
+                        "generate_ms": round(run.generate_ms, 3),
+                        "new_tokens": len(run.token_ids),
+                        "encoder_ms": round(clip.tokens.encoder_ms, 3),
+                        "select_ms": round(variant.select_ms, 4),
+                        "truncated_seconds": round(clip.audio.truncated_seconds, 3),
+                    }
+                )
                 bar.update()
+
+            run_variants(variants, engine, max_new_tokens, repeats, lm.device, on_run=save)  # saved as each finishes
     return store
 
 

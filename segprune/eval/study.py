@@ -19,6 +19,7 @@ import json
 import sys
 from pathlib import Path
 
+from ..args import DTYPES, keep_ratio, positive_int
 from ..methods import METHODS
 from .runner import FULL
 
@@ -26,27 +27,38 @@ PAPER_METHOD = "segmentwise"
 
 
 def run_evals(args) -> list[Path]:
-    """One `segprune eval` per (model, task, score source); returns their output folders."""
-    from ..cli import main as segprune
+    """One evaluation per (model, task, score source), each model loaded once; returns their folders."""
+    from ..args import torch_dtype
+    from ..models import load_model
+    from . import TASKS
+    from .suite import load_items, run_evaluation, settings_grid
 
     manifests = dict(m.split("=", 1) for m in args.manifest)
+    options = {"segments": args.segments} if args.segments else {}
+    settings = settings_grid(args.methods, args.keep, options, args.drop_silent)
+    data = {task: load_items(TASKS[task], manifests.get(task), limit=args.limit) for task in args.tasks}
     folders = []
     for model in args.models:
+        lm = load_model(model, device=args.device, dtype=torch_dtype(args.dtype))
         for task in args.tasks:
+            items, source = data[task]
             for layers in args.score_layers:
                 out = Path(args.out) / f"{model.replace('/', '_')}-{task}-L{layers}"
-                argv = ["eval", "--model", model, "--task", task, "--out", str(out), "--score-layers", str(layers)]
-                argv += ["--methods", *args.methods, "--keep", *map(str, args.keep), "--repeats", str(args.repeats)]
-                argv += ["--manifest", manifests[task]] if task in manifests else []
-                argv += ["--limit", str(args.limit)] if args.limit else []
-                argv += ["--drop-silent"] if args.drop_silent else []
-                argv += ["--max-new-tokens", str(args.max_new_tokens)] if args.max_new_tokens else []
-                argv += ["--device", args.device] if args.device else []
-                argv += ["--no-progress"] if args.no_progress else []
-                print(f"study: segprune {' '.join(argv)}", file=sys.stderr)
-                if segprune(argv) != 0:
-                    raise SystemExit(f"study: the run for {model} / {task} / L={layers} failed; see above.")
+                print(f"study: {model} / {task} / L={layers} -> {out}", file=sys.stderr)
+                run_evaluation(
+                    lm,
+                    TASKS[task],
+                    items,
+                    settings,
+                    out,
+                    source,
+                    args.max_new_tokens,
+                    args.repeats,
+                    not args.no_progress,
+                    layers,
+                )
                 folders.append(out)
+        del lm
     return folders
 
 
@@ -81,7 +93,9 @@ def winners(results: dict, score_layers: int) -> list[dict]:
 
 
 def _name(row: dict) -> str:
-    return row["method"] + (" (silent first)" if row.get("drop_silent") else "")
+    """The method with the options that differ from the defaults and the silence option: the
+    setting's key without its keep ratio ('segmentwise', 'topk+drop_silent')."""
+    return row["setting"].rsplit("@", 1)[0]
 
 
 def _diff(a: dict, b: dict, metric: str) -> float | None:
@@ -149,14 +163,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--models", nargs="+", default=["audio-flamingo-3", "qwen2-audio"])
     p.add_argument("--tasks", nargs="+", default=["clotho", "audiocaps", "clothoaqa", "mmau"])
     p.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
-    p.add_argument("--keep", nargs="+", type=float, default=[0.5, 0.25, 0.1])
-    p.add_argument("--score-layers", nargs="+", type=int, default=[1, 4], help="score sources to compare")
-    p.add_argument("--drop-silent", action="store_true", help="also run every setting with silent tokens first out")
+    p.add_argument("--keep", nargs="+", type=keep_ratio, default=[0.5, 0.25, 0.1])
+    p.add_argument("--segments", type=positive_int, default=None, help="S of the segmentwise methods (default 10)")
+    p.add_argument("--score-layers", nargs="+", type=positive_int, default=[1, 4], help="score sources to compare")
+    p.add_argument("--drop-silent", action="store_true", help="also run every setting with silent tokens dropped first (drop_silent)")
     p.add_argument("--manifest", nargs="*", default=[], metavar="TASK=FILE", help="local manifests (offline)")
-    p.add_argument("--limit", type=int, default=None)
-    p.add_argument("--repeats", type=int, default=1, help="prefill timing repeats per clip")
-    p.add_argument("--max-new-tokens", type=int, default=None)
+    p.add_argument("--limit", type=positive_int, default=None)
+    p.add_argument("--repeats", type=positive_int, default=1, help="prefill timing repeats per clip")
+    p.add_argument("--max-new-tokens", type=positive_int, default=None)
     p.add_argument("--device", default=None)
+    p.add_argument("--dtype", default=None, choices=DTYPES)
     p.add_argument("--no-progress", action="store_true")
     p.add_argument("--out", default="runs/study")
     args = p.parse_args(argv)
