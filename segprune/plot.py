@@ -24,7 +24,7 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from .compare import Comparison
+from .comparison import Comparison
 from .methods import get_method
 
 KEPT = "kept"
