@@ -49,7 +49,7 @@ def expected_windows(lm, seconds: float) -> int:
 
 def n_audio(lm, inputs) -> int:
     """N of the first row of a processor output."""
-    return lm._audio_counts(inputs)[0]
+    return lm.audio_counts(inputs)[0]
 
 
 def new_tokens(out, inputs) -> list:

@@ -7,19 +7,21 @@ import re
 import time
 from pathlib import Path
 
+import gradio as gr
 import numpy as np
 import pytest
 import soundfile
 from apphelpers import figure_dict, import_app, kept_indices, marker_traces, plotly_array, served, shapes_named
+from conftest import scene
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 
-from conftest import scene
-
+from segprune import words
 from segprune.audio import load_audio
 from segprune.cli import main as cli_main
 from segprune.methods import METHODS, keep_count
 from segprune.models import ModelLoadError
+from segprune.models.choice import choose_model
 from segprune.plot import SEGMENT_BOUNDARY
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning:gradio.queueing")  # gradio's pandas use
@@ -43,8 +45,8 @@ def run_app(client, wav, method, keep=KEEP, segments=SEGMENTS, compare_all=False
 
 def run_cli(capsys, wav, method, keep=KEEP, segments=SEGMENTS, *extra):
     argv = ["run", wav, "--model", "tiny-qwen2-audio", "--device", "cpu", "--method", method, "--keep", str(keep)]
-    argv += list(extra)
-    argv += ["--segments", str(segments), "--prompt", PROMPT, "--max-new-tokens", str(MAX_NEW), "--repeats", "1"]
+    argv += list(extra) + (["--segments", str(segments)] if METHODS[method].takes("segments") else [])
+    argv += ["--prompt", PROMPT, "--max-new-tokens", str(MAX_NEW), "--repeats", "1"]
     assert cli_main(argv + ["--json"]) == 0
     return json.loads(capsys.readouterr().out)
 
@@ -75,7 +77,7 @@ def test_every_method_matches_the_cli(client, capsys, wav_factory, method):
     traces = marker_traces(fig)
     assert sum(len(plotly_array(t["x"])) for t in traces.values()) == n
     assert kept_indices(fig) == record["kept_indices"]
-    s_eff = min(SEGMENTS, k) if METHODS[method].uses_segments else 1
+    s_eff = min(SEGMENTS, k) if METHODS[method].takes("segments") else 1
     assert len(shapes_named(fig, SEGMENT_BOUNDARY)) == s_eff - 1
 
 
@@ -91,7 +93,8 @@ def test_compare_all_methods_in_one_table(client, wav_factory):
     assert labels == {m.label for m in METHODS.values()}
     k = keep_count(150, KEEP)
     assert all(row[1] == k for row in rows[1:])
-    assert all(float(row[3]) > 0 and float(row[4]) > 0 for row in rows)
+    assert all(float(row[3]) > 0 for row in rows) and rows[0][4] == "—"
+    assert all(row[4].startswith(("within noise", "no pruning")) or "× " in row[4] for row in rows[1:])
     assert rows[0][2] - rows[1][2] == 150 - k  # prompt tokens: the dropped audio tokens, no more
     assert rows[1][5] == out["pruned_text"].replace("(empty answer)", "")
     # the plot follows the chosen method
@@ -120,24 +123,28 @@ def test_errors_are_plain_sentences_and_truncation_is_reported(client, tmp_path,
 
 
 def test_default_model_falls_back_fast_with_a_reason(monkeypatch):
-    app = import_app()
     start = time.perf_counter()
-    lm, reason = app.load_for_demo("qwen2-audio", explicit=False, device="cpu", hub_timeout=2.0)
+    choice = choose_model("qwen2-audio", explicit=False, device="cpu", hub_timeout=2.0)
+    lm, reason = choice.lm, choice.reason
     assert time.perf_counter() - start < 15
     assert lm.name == "tiny-qwen2-audio" and lm.random_weights
-    assert "Qwen/Qwen2-Audio-7B-Instruct could not be loaded" in reason and "Hub" in reason
-    text, classes = app.banner(lm, reason)
+    assert reason == (
+        "Qwen/Qwen2-Audio-7B-Instruct is not served because offline mode is on (HF_HUB_OFFLINE) and it is not "
+        "in the local cache."
+    )
+    text, classes = words.banner(lm, reason, choice.details)
     assert "meaningless" in text and "real" in text and reason in text and classes == ["warn"]
-    explicit_text, _ = app.banner(lm, None)
+    assert "<details>" in text  # the underlying error, behind a disclosure
+    explicit_text, _ = words.banner(lm, None)
     assert "chosen explicitly" in explicit_text
-    _, offline_reason = app.load_for_demo("qwen2-audio", explicit=False, device="cpu", offline=True)
-    assert "--offline" in offline_reason
+    offline = choose_model("qwen2-audio", explicit=False, device="cpu", offline=True)
+    assert "--offline" in offline.reason
 
 
 def test_explicit_model_never_falls_back(capsys):
     app = import_app()
     with pytest.raises(ModelLoadError, match="tiny-qwen2-audio"):
-        app.load_for_demo("qwen2-audio", explicit=True, device="cpu", hub_timeout=2.0)
+        choose_model("qwen2-audio", explicit=True, device="cpu", hub_timeout=2.0)
     assert app.main(["--model", "no-such/model", "--hub-timeout", "2"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("app.py: error:") and "Traceback" not in err
@@ -146,7 +153,7 @@ def test_explicit_model_never_falls_back(capsys):
 def test_main_serves_the_fallback_with_its_banner(monkeypatch):
     app = import_app()
     launched = {}
-    monkeypatch.setattr(app.gr.Blocks, "launch", lambda demo, **kw: launched.update(demo=demo, **kw))
+    monkeypatch.setattr(gr.Blocks, "launch", lambda demo, **kw: launched.update(demo=demo, **kw))
     assert app.main(["--offline", "--port", "7999", "--device", "cpu"]) == 0
     demo, config = launched["demo"], launched["demo"].config
     banner = next(c for c in config["components"] if c["props"].get("elem_id") == "banner")

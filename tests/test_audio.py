@@ -202,7 +202,7 @@ def test_fuzz_raw_arrays_only_clean_errors(rate, n, channels):
 
 
 def test_silent_tokens_follow_signal_energy():
-    from segprune.audio import silent_tokens, token_rms
+    from segprune.silence import silent_tokens, token_rms
 
     rate = 16000
     x = np.zeros(rate * 2, dtype=np.float32)

@@ -19,6 +19,7 @@ from segprune.cli import main
 from segprune.methods import keep_count
 from segprune.models.audioflamingo3 import AudioFlamingo3LM
 from segprune.models.qwen2_audio import Qwen2AudioLM
+from tests.conftest import TINY_KEYS
 
 SECONDS = [5.0, 40.0]  # one and two encoder windows
 KEEP = [0.5, 0.1]
@@ -167,7 +168,7 @@ def test_growth_exponent():
 
 def test_peers_baseline_restores_the_encoder(tiny_models):
     lm = tiny_models["tiny-qwen2-audio"]
-    tower = lm.model.model.audio_tower
+    tower = lm.audio_encoder
     inputs = lm.inputs(synthetic_audio(3.0), "Describe.")
     scores = peers_scores(lm, inputs)
     assert np.abs(scores - lm.encode(inputs)[0].scores).max() < 1e-3
@@ -193,7 +194,7 @@ def test_build_refuses_a_preset_that_does_not_fit(monkeypatch):
         available = 2 * 2**30
 
     monkeypatch.setattr(presets.psutil, "virtual_memory", lambda: Small)
-    with pytest.raises(ValueError, match="needs 31.3 GiB .* only 2.0 GiB are free"):
+    with pytest.raises(ValueError, match=r"needs 31.3 GiB .* only 2.0 GiB are free"):
         presets.build(Qwen2AudioLM, "full", "cpu", torch.float32)
 
 
@@ -254,3 +255,25 @@ def test_bench_score_layers_is_recorded_and_skips_the_last_layer_baseline(tmp_pa
     assert result["options"]["score_layers"] == 2
     assert not result.get("baseline")  # the peers' scores are last-layer only
     assert all(row["scoring_ms"] > 0 for row in result["encoder"])
+
+
+@pytest.mark.parametrize("key", TINY_KEYS)
+def test_bench_runs_for_every_family_with_its_score_check(tmp_path, capsys, key):
+    """`segprune bench --model tiny-<key>` through the adapters' public seams, every family: the
+    peers' output_attentions scores equal the hook's (same eager pass) within 1e-5, or the report
+    says why the family has none."""
+    path = tmp_path / "out.json"
+    argv = ["bench", "--model", key, "--device", "cpu", "--keep", "1", "0.25", "--repeats", "2", "--seconds", "4"]
+    argv += ["--baseline-seconds", "4", "--decode-tokens", "2", "--selection-n", "500", "--json", str(path)]
+    assert main(argv) == 0
+    report_text = capsys.readouterr().out
+    result = json.loads(path.read_text())
+    assert [r["keep_ratio"] for r in result["prefill"]] == [1.0, 0.25]
+    assert result["prefill"][1]["k"] == keep_count(result["prefill"][0]["n"], 0.25)
+    if result["baseline"]:
+        (row,) = result["baseline"]
+        assert row["max_score_diff"] < 1e-5 and row["max_score_diff_backends"] < 1e-3
+    else:
+        (note,) = {e["baseline_note"] for e in result["encoder"]}
+        assert key == "tiny-qwen2.5-omni" and "returns no weights" in note
+        assert "No output_attentions baseline for this family" in report_text

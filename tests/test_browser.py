@@ -124,7 +124,7 @@ def test_upload_segmentwise_run(open_page, wav_factory, tmp_path):
     assert len(got["prefills"]) == 2 and all(ms > 0 for ms in got["prefills"])
     assert page.locator("#full-text textarea").input_value().strip()
     assert page.locator("#pruned-text textarea").input_value().strip()
-    assert "Segmentwise Top-K, S = 7" in page.locator("#summary").inner_text()
+    assert "Segmentwise Top-K (S = 7)" in page.locator("#summary").inner_text()
 
 
 def test_microphone_run(open_page, wav_factory):

@@ -30,7 +30,7 @@ def run_json(capsys, wav, key, *extra):
 @pytest.mark.parametrize("key", TINY_KEYS)
 def test_run_json_fields_are_consistent(capsys, wav_factory, key):
     seconds = SECONDS[key]
-    family = registry()[key].family
+    family = registry()[key].family.load()
     wav = wav_factory(seconds)
     code, record, err = run_json(capsys, wav, key, "--keep", "0.25", "--max-new-tokens", "4")
     assert code == 0
@@ -38,7 +38,7 @@ def test_run_json_fields_are_consistent(capsys, wav_factory, key):
         "model",
         "method",
         "keep_ratio",
-        "segments",
+        "options",
         "n_audio_tokens",
         "n_kept",
         "kept_indices",
@@ -56,7 +56,7 @@ def test_run_json_fields_are_consistent(capsys, wav_factory, key):
         assert record[side]["prefill_ms"] > 0
     n = record["n_audio_tokens"]
     assert n == expected_tokens(family, seconds)
-    assert record["method"] == "segmentwise" and record["segments"] == 10 and record["keep_ratio"] == 0.25
+    assert record["method"] == "segmentwise" and record["options"] == {"segments": 10} and record["keep_ratio"] == 0.25
     assert len(record["kept_indices"]) == record["n_kept"] == math.floor(0.25 * n + 0.5)
     assert record["kept_indices"] == sorted(set(record["kept_indices"]))
     assert len(record["scores"]) == len(record["token_seconds"]) == n

@@ -17,6 +17,7 @@ from gradio_client.exceptions import AppError
 
 import segprune
 from segprune import Setting, compare
+from segprune.methods import METHODS
 from tests.conftest import scene
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning:gradio.queueing")
@@ -63,7 +64,16 @@ def test_threads_on_one_model_match_one_at_a_time(tiny_models):
     def one(request):
         method, keep, segments, seconds, seed = request
         clip = segprune.load_audio(scene(seconds, seed=seed))
-        return record(compare(lm, clip, PROMPT, [Setting(method, keep, segments)], MAX_NEW, repeats=1))
+        return record(
+            compare(
+                lm,
+                clip,
+                PROMPT,
+                [Setting(method, keep, **({"segments": segments} if METHODS[method].takes("segments") else {}))],
+                MAX_NEW,
+                repeats=1,
+            )
+        )
 
     alone = [one(r) for r in REQUESTS]
     start = threading.Barrier(len(REQUESTS))
@@ -89,7 +99,7 @@ def test_pruner_contexts_in_threads_do_not_mix(tiny_models):
         method, keep = settings[i % 2]
         with segprune.prune(lm.model, method=method, keep_ratio=keep) as pruner, torch.inference_mode():
             out = lm.model.generate(**inputs[i % 2], max_new_tokens=MAX_NEW, do_sample=False)
-        return pruner.selections[0].indices.tolist(), out[:, pruner.prompt_length :].tolist()
+        return pruner.selections[0].indices.tolist(), out[:, pruner.new_tokens_start :].tolist()
 
     alone = [pruned(i) for i in range(2)]
     with ThreadPoolExecutor(4) as pool:
@@ -186,7 +196,7 @@ def test_a_failed_pruned_generate_unpatches_the_model(app_lm):
     inputs = app_lm.inputs(segprune.load_audio(scene(2.0)), PROMPT)
     baseline = hooks(app_lm.model)
     with segprune.prune(app_lm.model, keep_ratio=0.5) as pruner, torch.inference_mode():
-        want = app_lm.model.generate(**inputs, max_new_tokens=MAX_NEW, do_sample=False)[:, pruner.prompt_length :]
+        want = app_lm.model.generate(**inputs, max_new_tokens=MAX_NEW, do_sample=False)[:, pruner.new_tokens_start :]
     handle = fail_in(app_lm.language_model.layers[-1], lambda x: x.shape[-2] == 1)
     try:
         with pytest.raises(Injected), segprune.prune(app_lm.model, keep_ratio=0.5), torch.inference_mode():
@@ -195,7 +205,7 @@ def test_a_failed_pruned_generate_unpatches_the_model(app_lm):
         handle.remove()
     assert "generate" not in vars(app_lm.model) and hooks(app_lm.model) == baseline
     with segprune.prune(app_lm.model, keep_ratio=0.5) as pruner, torch.inference_mode():
-        again = app_lm.model.generate(**inputs, max_new_tokens=MAX_NEW, do_sample=False)[:, pruner.prompt_length :]
+        again = app_lm.model.generate(**inputs, max_new_tokens=MAX_NEW, do_sample=False)[:, pruner.new_tokens_start :]
     assert torch.equal(again, want)
 
 

@@ -2,6 +2,8 @@
 
 import io
 import json
+from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 import pytest
@@ -9,7 +11,7 @@ import soundfile
 
 from segprune import METHODS, keep_count
 from segprune.cli import main
-from segprune.compare import Setting
+from segprune.comparison import Setting
 from segprune.eval import TASKS
 from segprune.eval.data import Item, items_from_rows, load_hub, read_manifest
 from segprune.eval.metrics import java_status
@@ -17,6 +19,7 @@ from segprune.eval.report import summarise, table
 from segprune.eval.runner import FULL, check_config, evaluate, setting_key
 from segprune.methods import Method, uniform
 from segprune.models.base import AudioLM
+from segprune.models.decoder_only import DecoderOnlyLM
 from tests.conftest import scene
 
 ITEMS = [
@@ -58,11 +61,12 @@ def write_manifest(folder, n=3) -> str:
 
 
 class Calls:
-    """Counts calls of an AudioLM method, optionally raising after `fail_after` calls."""
+    """Counts calls of an adapter method, optionally raising after `fail_after` calls."""
 
-    def __init__(self, monkeypatch, name, fail_after=None):
+    def __init__(self, monkeypatch, name, fail_after=None, owner=None):
+        owner = owner or (DecoderOnlyLM if name == "generate" else AudioLM)
         self.n, self.fail_after = 0, fail_after
-        original = getattr(AudioLM, name)
+        original = getattr(owner, name)
 
         def wrapper(lm, *args, **kwargs):
             if self.fail_after is not None and self.n >= self.fail_after:
@@ -70,12 +74,24 @@ class Calls:
             self.n += 1
             return original(lm, *args, **kwargs)
 
-        monkeypatch.setattr(AudioLM, name, wrapper)
+        monkeypatch.setattr(owner, name, wrapper)
+
+
+@dataclass(frozen=True)
+class EveryOther(Method):
+    """A method added after the eval code (one class and one registry entry)."""
+
+    name: ClassVar[str] = "everyother"
+    label: ClassVar[str] = "Every Other"
+    summary: ClassVar[str] = "test-only"
+
+    def choose(self, scores, k, embeddings=None, silent=None):
+        return uniform(scores, k)
 
 
 def test_eval_cli_table_has_every_method_and_ratio(tmp_path, capsys, monkeypatch):
     """Default --methods is the whole registry, including a method added after the eval code."""
-    monkeypatch.setitem(METHODS, "everyother", Method("everyother", "Every Other", uniform, summary="test-only"))
+    monkeypatch.setitem(METHODS, "everyother", EveryOther)
     encodes, generates = Calls(monkeypatch, "encode"), Calls(monkeypatch, "generate")
     manifest = write_manifest(tmp_path, n=2)
     out = tmp_path / "out"
@@ -261,7 +277,7 @@ def test_load_hub_reads_a_local_dataset_folder_without_audio_decoders(tmp_path):
 
 
 def test_eval_with_silence_option_and_score_layers(tmp_path, capsys):
-    """--drop-silent adds a "silent tokens first out" row per setting; --score-layers is recorded."""
+    """--drop-silent adds a "drop silent tokens first" row per setting; --score-layers is recorded."""
     manifest = write_manifest(tmp_path, n=2)
     out = tmp_path / "quiet"
     argv = [
@@ -292,12 +308,12 @@ def test_eval_with_silence_option_and_score_layers(tmp_path, capsys):
     ]
     assert main(argv) == 0
     text = (out / "table.md").read_text()
-    assert text.count("silent tokens first out") == 2
+    assert text.count("drop silent tokens first") == 2
     results = json.loads((out / "results.json").read_text())
     assert results["score_layers"] == 2
     assert json.loads((out / "config.json").read_text())["score_layers"] == 2
     keys = {json.loads(line)["setting"] for line in (out / "generations.jsonl").read_text().splitlines()}
-    assert keys == {FULL, "segmentwise@0.25", "segmentwise+quiet@0.25", "topk@0.25", "topk+quiet@0.25"}
+    assert keys == {FULL, "segmentwise@0.25", "segmentwise+drop_silent@0.25", "topk@0.25", "topk+drop_silent@0.25"}
     capsys.readouterr()
     again = list(argv)
     again[again.index("--score-layers") + 1] = "1"

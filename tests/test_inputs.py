@@ -20,7 +20,7 @@ from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 
 from segprune import cli
-from segprune.methods import keep_count
+from segprune.methods import METHODS, keep_count
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning:gradio.queueing")
 
@@ -110,7 +110,7 @@ ROWS = [
     ("keep negative", sound(), {"keep": -0.5}, (FAILS, "(0, 1]")),
     ("keep over 1", sound(), {"keep": 1.5}, (FAILS, "(0, 1]")),
     ("keep not a number", sound(), {"keep": "abc"}, (FAILS, "(0, 1]")),
-    ("S = 0", sound(), {"segments": 0}, (FAILS, "at least 1")),
+    ("S = 0", sound(), {"segments": 0, "method": "segmentwise"}, (FAILS, "at least 1")),
     ("S larger than N", sound(), {"segments": 1000, "method": "segmentwise"}, (OK, {"n": 25, "s_eff": 8})),
     ("one new token", sound(), {"max_new_tokens": 1}, (OK, {"n": 25, "one_token": True})),
     ("empty prompt", sound(), {"prompt": "   "}, (FAILS, "prompt is empty")),
@@ -135,7 +135,8 @@ def n_matches(n, want) -> bool:
 def run_cli(monkeypatch, capsys, tiny, path, s):
     monkeypatch.setattr(cli, "load_from_args", lambda args: tiny)  # the session's tiny model, loaded once
     argv = ["run", str(path), "--model", "tiny-qwen2-audio", "--method", s["method"], "--keep", str(s["keep"])]
-    argv += ["--segments", str(s["segments"]), "--prompt", s["prompt"], "--max-new-tokens", str(s["max_new_tokens"])]
+    argv += ["--segments", str(s["segments"])] if METHODS[s["method"]].takes("segments") else []
+    argv += ["--prompt", s["prompt"], "--max-new-tokens", str(s["max_new_tokens"])]
     code = cli.main(argv + ["--repeats", "1", "--json"])
     out, err = capsys.readouterr()
     return code, out, err
@@ -211,6 +212,6 @@ def test_app_row(client, tmp_path, name, make, overrides, expect):
     if "truncated" in checks:
         assert "Truncated" in more and checks["truncated"] in more
     if "s_eff" in checks:
-        assert f"S = {checks['s_eff']}." in summary
+        assert f"S = {checks['s_eff']}, capped from {s['segments']} by K" in summary
     if checks.get("one_token"):
         assert "decoding n/a / n/a ms per token" in more

@@ -16,6 +16,7 @@ from segprune.methods import (
     Selection,
     get_method,
     keep_count,
+    make_method,
     segment_bounds,
     select,
 )
@@ -89,9 +90,15 @@ def cases(draw, max_n=3000):
     return n, ratio, segments, make_scores(n, kind, seed), seed
 
 
+def options(method, segments=DEFAULT_SEGMENTS, seed=0):
+    """The options of `method` among segments and seed (each method takes only its own)."""
+    cls = METHODS.get(method) if isinstance(method, str) else None
+    return {k: v for k, v in {"segments": segments, "seed": seed}.items() if cls is None or cls.takes(k)}
+
+
 def run(method, scores, ratio, segments=DEFAULT_SEGMENTS, seed=0):
     emb = make_embeddings(len(scores), seed=seed) if METHODS[method].needs_embeddings else None
-    return select(method, scores, ratio, segments=segments, seed=seed, embeddings=emb)
+    return select(method, scores, ratio, embeddings=emb, **options(method, segments, seed))
 
 
 def covered_segments(indices, bounds):
@@ -174,7 +181,7 @@ def test_registry_order_and_metadata():
     assert "2511.14293" in METHODS["segmentwise"].source
     assert "2412.04467" in METHODS["visionzip"].source
     assert "2503.02175" in METHODS["divprune"].source
-    assert [n for n, m in METHODS.items() if m.uses_segments] == ["segmentwise", "adaptive-segmentwise"]
+    assert [n for n, m in METHODS.items() if m.takes("segments")] == ["segmentwise", "adaptive-segmentwise"]
     assert [n for n, m in METHODS.items() if m.needs_embeddings] == ["visionzip", "divprune"]
     assert [n for n, m in METHODS.items() if m.merges] == ["visionzip"]
 
@@ -193,7 +200,7 @@ def test_unknown_method_lists_the_available_ones():
     [[1.0, float("nan"), 2.0], [1.0, float("inf")], [], np.ones((3, 2)), ["a", "b"], 3.0],
 )
 def test_select_rejects_bad_scores(scores):
-    with pytest.raises(ValueError, match="[Ss]cores"):
+    with pytest.raises(ValueError, match=r"[Ss]cores"):
         select("topk", scores, 0.5)
 
 
@@ -277,7 +284,7 @@ def test_every_method_keeps_exactly_k_sorted_unique_in_range(method, case):
 def test_keep_one_is_the_identity(method, case):
     n, _, segments, scores, seed = case
     emb = make_embeddings(n, seed=seed, dtype=torch.bfloat16)
-    sel = select(method, scores, 1.0, segments=segments, seed=seed, embeddings=emb)
+    sel = select(method, scores, 1.0, embeddings=emb, **options(method, segments, seed))
     np.testing.assert_array_equal(sel.indices, np.arange(n))
     if sel.embeddings is not None:
         assert sel.embeddings.dtype == emb.dtype and torch.equal(sel.embeddings, emb)
@@ -442,7 +449,7 @@ def test_visionzip_without_room_for_context_is_topk():
 def test_fuzz_select_only_raises_clean_value_errors(method, scores, keep, segments, seed):
     """Random parameter values: either a valid selection or a ValueError with a message."""
     try:
-        sel = select(method, scores, keep, segments=segments, seed=seed)
+        sel = select(method, scores, keep, **options(method, segments, seed))
     except ValueError as err:
         assert str(err)
     else:
@@ -550,3 +557,43 @@ def test_silence_mask_is_validated():
         select("topk", np.ones(5), 0.5, silent=np.ones(4, dtype=bool))
     with pytest.raises(ValueError, match="silence mask"):
         select("topk", np.ones(5), 0.5, silent=np.ones(5))
+
+
+# --- methods own their options
+
+
+def test_a_misspelled_or_foreign_option_names_the_methods_options():
+    with pytest.raises(ValueError) as err:
+        select("segmentwise", np.arange(20.0), 0.5, segmnts=4)
+    assert "'segmnts'" in str(err.value) and "segments (default 10)" in str(err.value)
+    with pytest.raises(ValueError, match="its options: none"):
+        select("topk", np.arange(20.0), 0.5, segments=4)
+    with pytest.raises(ValueError, match="context_ratio"):
+        make_method("visionzip", ratio=0.3)
+    with pytest.raises(ValueError, match="context_ratio must be a number"):
+        make_method("visionzip", context_ratio=-1)
+
+
+def test_visionzip_context_ratio_changes_its_selection():
+    scores = make_scores(400, "normal", 3)
+    emb = make_embeddings(400, h=16, seed=3)
+    default = select("visionzip", scores, 0.25, embeddings=emb)  # K = 100: 85 dominant + 15 contextual
+    wider = select("visionzip", scores, 0.25, embeddings=emb, context_ratio=1.0)  # 50 + 50
+    none = select("visionzip", scores, 0.25, embeddings=emb, context_ratio=0.0)  # Top-K
+    assert default.k == wider.k == none.k == 100
+    assert not np.array_equal(default.indices, wider.indices)
+    assert none.indices.tolist() == select("topk", scores, 0.25).indices.tolist()
+    assert wider.merged.sum() > default.merged.sum() > 0 == none.merged.sum()
+
+
+def test_options_are_recorded_and_only_changed_ones_name_a_setting():
+    from segprune.comparison import Setting
+
+    assert make_method("segmentwise").options() == {"segments": 10}
+    assert make_method("segmentwise", segments=5).changed_options() == {"segments": 5}
+    assert Setting("segmentwise", 0.25).key == "segmentwise@0.25"
+    assert Setting("segmentwise", 0.25, segments=10).key == "segmentwise@0.25"
+    assert Setting("segmentwise", 0.25, segments=5, drop_silent=True).key == "segmentwise[segments=5]+drop_silent@0.25"
+    assert Setting("visionzip", 0.1, context_ratio=0.3).to_dict()["options"] == {"context_ratio": 0.3}
+    with pytest.raises(ValueError, match="no option 'segments'"):
+        Setting("topk", 0.25, segments=5)

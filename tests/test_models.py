@@ -193,7 +193,7 @@ def test_token_arithmetic_matches_the_processor(tiny_models, key):
     seconds = SECONDS[key]
     inputs = lm.inputs(load_audio(scene(seconds)), PROMPT)
     tokens = lm.encode(inputs)[0]
-    assert tokens.n == expected_tokens(lm, seconds) == lm._audio_counts(inputs)[0]
+    assert tokens.n == expected_tokens(lm, seconds) == lm.audio_counts(inputs)[0]
     assert len(tokens.window_starts) == expected_windows(lm, seconds)
     assert tokens.token_seconds[0] == 0.0 and np.all(np.diff(tokens.token_seconds) > 0)
     if lm.feature_mask_key is not None:  # valid audio only: the last token starts within the clip

@@ -9,7 +9,7 @@ import pytest
 from conftest import scene
 
 import segprune
-from segprune.compare import PrunedRun, Setting, prune_tokens
+from segprune.comparison import PrunedRun, Setting, prune_tokens
 from segprune.plot import SEGMENT_BOUNDARY, WAVE_DROPPED, WAVE_KEPT, WINDOW_BOUNDARY, token_figure
 
 

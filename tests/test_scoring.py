@@ -1,5 +1,6 @@
 """The scoring hook against eager attention weights of the same layer, and its clean removal."""
 
+import re
 import sys
 
 import numpy as np
@@ -24,7 +25,7 @@ def audio_path_with_hook(lm, inputs, chunk_size=256, eager=True):
 
     Returns (hook, spans per row, weights: one [rows, heads, q, k] tensor per attention call).
     With eager=False the encoder runs as configured (SDPA) and nothing is captured."""
-    target, captured = lm._scoring_attention(), []
+    target, captured = lm.scoring_attentions(1)[0], []
 
     def capture(module, query, key, value, attention_mask, **kwargs):
         eager = sys.modules[type(module).__module__].eager_attention_forward
@@ -36,15 +37,15 @@ def audio_path_with_hook(lm, inputs, chunk_size=256, eager=True):
     AttentionInterface.register(CAPTURE, capture)
     AttentionMaskInterface.register(CAPTURE, eager_mask)
     features = inputs["input_features"]
-    mask = lm._feature_mask(inputs)
-    frame_lengths = lm._frame_lengths(mask.sum(-1))
-    rows = lm._scoring_rows(frame_lengths, lm._frame_lengths(features.shape[-1]))
+    mask = lm.feature_mask(inputs)
+    frame_lengths = lm.frame_lengths(mask.sum(-1))
+    rows = lm.scoring_rows(frame_lengths, lm.frame_lengths(features.shape[-1]))
     config = lm.audio_encoder.config
     saved = config._attn_implementation
     config._attn_implementation = CAPTURE if eager else saved
     try:
         with ReceivedAttention(target, rows, lm.scoring_qk, chunk_size=chunk_size) as hook, torch.no_grad():
-            lm._audio_embeddings(features, mask, inputs.get("input_ids"))
+            lm.audio_embeddings(features, mask, inputs.get("input_ids"))
     finally:
         config._attn_implementation = saved
     return hook, rows, captured
@@ -116,7 +117,7 @@ def test_pool_scores_means_pairs():
 
 def test_hook_is_removed_on_exit_and_after_an_exception(tiny_models):
     lm = tiny_models["tiny-qwen2-audio"]
-    attn = lm._scoring_attention()
+    attn = lm.scoring_attentions(1)[0]
     before = dict(attn._forward_pre_hooks)
     with ReceivedAttention(attn, [10]) as hook:
         assert hook.active and len(attn._forward_pre_hooks) == len(before) + 1
@@ -127,7 +128,7 @@ def test_hook_is_removed_on_exit_and_after_an_exception(tiny_models):
     # an exception inside the forward pass itself (wrong batch size) also leaves no hook behind
     inputs = lm.inputs(load_audio(scene(2.0)), "Describe.")
     with pytest.raises(ValueError, match="batch rows"), ReceivedAttention(attn, [10, 10]):
-        lm._audio_embeddings(inputs["input_features"], inputs["feature_attention_mask"])
+        lm.audio_embeddings(inputs["input_features"], inputs["feature_attention_mask"])
     assert dict(attn._forward_pre_hooks) == before
 
 
@@ -138,8 +139,9 @@ def test_scoring_path_never_asks_for_output_attentions():
     import segprune
 
     root = pathlib.Path(segprune.__file__).parent
-    path = [root / "scoring.py", root / "compare.py", root / "pruner.py", *(root / "models").rglob("*.py")]
-    offenders = [p.name for p in path if "output_attentions=" in p.read_text()]
+    models = [p for p in (root / "models").rglob("*.py") if p.name != "eager.py"]  # eager.py: the baseline
+    path = [root / "scoring.py", root / "comparison.py", root / "pruner.py", *models]
+    offenders = [p.name for p in path if re.search(r"output_attentions\s*=|set_attn_implementation", p.read_text())]
     assert offenders == []
 
 
@@ -149,14 +151,14 @@ def test_score_layers_average_the_last_layers(tiny_models, key):
     lm = tiny_models[key]
     inputs = lm.inputs(load_audio(scene(6.0)), "Describe.")
     features = inputs["input_features"]
-    frame_lengths = lm._frame_lengths(lm._feature_mask(inputs).sum(-1))
-    rows = lm._scoring_rows(frame_lengths, lm._frame_lengths(features.shape[-1]))
-    second_last, last = lm._scoring_attentions(2)
-    assert last is lm._scoring_attention()
+    frame_lengths = lm.frame_lengths(lm.feature_mask(inputs).sum(-1))
+    rows = lm.scoring_rows(frame_lengths, lm.frame_lengths(features.shape[-1]))
+    second_last, last = lm.scoring_attentions(2)
+    assert last is lm.scoring_attentions(1)[0]
     with ReceivedAttention(second_last, rows, lm.scoring_qk) as a, ReceivedAttention(last, rows, lm.scoring_qk) as b:
         one = lm.encode(inputs)[0]
     mean = [(x + y) / 2 for x, y in zip(a.scores, b.scores)]
-    expected = torch.cat(lm._window_scores(mean, frame_lengths)).double().numpy()
+    expected = torch.cat(lm.window_scores(mean, frame_lengths)).double().numpy()
     two = lm.encode(inputs, score_layers=2)[0]
     np.testing.assert_allclose(two.scores[: len(expected)], expected[: two.n], atol=1e-6)
     assert not np.allclose(one.scores, two.scores)
@@ -164,3 +166,29 @@ def test_score_layers_average_the_last_layers(tiny_models, key):
     assert two.scoring_ms > 0
     with pytest.raises(ValueError, match="last 1 to"):
         lm.encode(inputs, score_layers=99)
+
+
+def test_a_hook_removed_while_a_forward_dispatches_it_does_not_fail(tiny_models):
+    """torch reads a module's pre-hooks from a snapshot and then asks whether each one takes kwargs;
+    a hook removed in between (another request's scoring context closing while this thread runs
+    the same layer) is called without kwargs. Reproduced deterministically: an earlier pre-hook
+    closes the scoring context during dispatch. Before the fix this raised a TypeError."""
+    lm = tiny_models["tiny-qwen2-audio"]
+    inputs = lm.inputs(load_audio(scene(2.0)), "Describe.")
+    attention = lm.scoring_attentions(1)[0]
+    features, mask = inputs["input_features"], inputs["feature_attention_mask"]
+    frames = lm.frame_lengths(mask.sum(-1))
+    rows = lm.scoring_rows(frames, int(lm.frame_lengths(torch.tensor(features.shape[-1]))))
+    hook = ReceivedAttention(attention, rows)
+    closer = attention.register_forward_pre_hook(lambda module, args: hook.__exit__(None, None, None))
+    # the closer must run first: move it to the front of the module's ordered hook dict
+    hooks = attention._forward_pre_hooks
+    with hook:
+        hooks.move_to_end(hook._handle.id)
+        try:
+            with torch.inference_mode():
+                lm.audio_embeddings(features, mask, None)
+        finally:
+            closer.remove()
+    assert hook.scores is None and not hook.active  # it recorded nothing, and failed nothing
+    assert dict(attention._forward_pre_hooks) == {}

@@ -48,7 +48,7 @@ def test_keep_one_reproduces_whisper_for_every_method(tiny_models):
     assert all(p.run.token_ids == want for p in c.pruned), [p.setting.method for p in c.pruned]
     # the cross-attention reads exactly the encoder's own output, all 1500 frames
     with torch.inference_mode():
-        encoder = lm.model.model.encoder(inputs["input_features"]).last_hidden_state
+        encoder = lm.audio_encoder(inputs["input_features"]).last_hidden_state
     assert all(torch.equal(call, encoder) for call in spy.calls)
     # prefill (decoder prompt + cross-attention over the frames) predicts the first generated token
     x = lm.assemble(inputs, [c.tokens.embeddings])
@@ -85,7 +85,7 @@ def test_pruner_context_prunes_whisper_encoder_frames(tiny_models):
     pruning = segprune.prune(lm.model, method="topk", keep_ratio=0.25)
     with CrossAttentionSpy(lm) as spy, pruning as pruner, torch.inference_mode():
         out = lm.model.generate(**inputs, max_new_tokens=4, do_sample=False)
-    assert pruner.prompt_length == 0 and out.shape[1] == 4  # Whisper returns only the new tokens
+    assert pruner.new_tokens_start == 0 and out.shape[1] == 4  # Whisper returns only the new tokens
     assert pruner.selections[0].k == keep_count(1500, 0.25)
     assert spy.calls and all(call.shape[1] == keep_count(1500, 0.25) for call in spy.calls)
     assert "generate" not in vars(lm.model)
