@@ -30,7 +30,7 @@ import gradio as gr
 import torch
 
 import segprune
-from segprune.audio import ACCEPTED_FORMATS, MAX_RATE, MIN_RATE, AudioError
+from segprune.audio import ACCEPTED_FORMATS, MAX_CHANNELS, MAX_RATE, MIN_RATE, AudioError
 from segprune.cli import decode_rate, truncation_notice
 from segprune.methods import DEFAULT_METHOD, DEFAULT_SEGMENTS, METHODS, get_method, keep_count
 from segprune.models import DEFAULT_MODEL, ModelLoadError, default_device, registry
@@ -72,7 +72,7 @@ class Limits:
         """The one line under the audio input that says what is accepted."""
         return (
             f"Accepted: {ACCEPTED_FORMATS} files up to {self.max_upload_mb:g} MB, at {MIN_RATE // 1000} to "
-            f"{MAX_RATE // 1000} kHz with any number of channels (resampled to 16 kHz mono); the first "
+            f"{MAX_RATE // 1000} kHz with up to {MAX_CHANNELS} channels (resampled to 16 kHz mono); the first "
             f"{self.seconds_for(lm):g} s of a clip are used. "
             f"Answers up to {self.max_new_tokens} new tokens, prompts up to {self.max_prompt_chars} characters; "
             f"{self.max_queue} requests can wait in the queue."

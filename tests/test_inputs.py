@@ -89,6 +89,7 @@ ROWS = [
     ("clipped full-scale noise", sound(CLIPPED), {}, (OK, {"n": 25})),
     ("stereo", sound(noise(channels=2)), {}, (OK, {"n": 25, "input": "input 16 kHz, 2 channels → 16 kHz mono"})),
     ("6 channels", sound(noise(channels=6)), {}, (OK, {"n": 25, "input": "input 16 kHz, 6 channels → 16 kHz mono"})),
+    ("65 channels", sound(noise(0.1, channels=65)), {}, (FAILS, "has 65 channels; files with up to 64 are accepted")),
     *[
         (f"{rate} Hz", sound(noise(rate=rate), rate), {}, (OK, {"n": 25, "input": f"input {rate / 1000:g} kHz → 16"}))
         for rate in (8000, 22050, 44100, 48000, 96000)
