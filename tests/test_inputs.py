@@ -172,6 +172,25 @@ def test_cli_row(monkeypatch, capsys, tmp_path, tiny_models, name, make, overrid
         assert record["full"]["decode_ms_per_token"] is None  # no decoding step to time: null, not NaN
 
 
+def test_context_limit_at_exactly_the_boundary_and_one_past(tiny_models):
+    """Prompt, audio and answer filling the context exactly are accepted; one token more is refused
+    (the row above is far past the limit, where an off-by-one would pass)."""
+    from segprune.audio import load_audio
+    from segprune.compare import encode_clip
+
+    lm = tiny_models["tiny-qwen2-audio"]
+    assert lm.context_length == CONTEXT
+    audio = load_audio((RATE, noise()))
+    base = lm.prompt_length(lm.inputs(audio, "a"))  # byte-level tokenizer: one more "a", one more token
+    fits = "a" * (CONTEXT - MAX_NEW - base + 1)
+    assert lm.prompt_length(lm.inputs(audio, fits)) + MAX_NEW == CONTEXT
+    encode_clip(lm, audio, fits, MAX_NEW)  # exactly the context: accepted
+    with pytest.raises(ValueError, match=f"take {CONTEXT - MAX_NEW + 1} tokens .* at most {CONTEXT} tokens"):
+        encode_clip(lm, audio, fits + "a", MAX_NEW)
+    with pytest.raises(ValueError, match=f"{MAX_NEW + 1} new tokens .* at most {CONTEXT} tokens"):
+        encode_clip(lm, audio, fits, MAX_NEW + 1)
+
+
 # --------------------------------------------------------------------------- the app
 
 
