@@ -419,7 +419,7 @@ def compare(
         pruned=[PrunedRun(v.setting, v.selection, v.select_ms, r) for v, r in zip(variants[1:], runs[1:])],
         score_layers=score_layers,
         engine=engine.name,
-        missing_seconds=getattr(clip.audio, "missing_seconds", 0.0),
+        missing_seconds=clip.audio.missing_seconds,
     )
 
 

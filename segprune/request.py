@@ -12,7 +12,7 @@ import numbers
 from dataclasses import dataclass, fields
 from typing import ClassVar
 
-from .audio import ACCEPTED_FORMATS, MAX_RATE, MIN_RATE
+from .audio import ACCEPTED_FORMATS, MAX_CHANNELS, MAX_RATE, MIN_RATE
 from .methods import METHODS, keep_count
 
 
@@ -65,7 +65,7 @@ class Limits:
         """The one line under the audio input that says what is accepted."""
         return (
             f"Accepted: {ACCEPTED_FORMATS} files up to {self.max_upload_mb:g} MB, at {MIN_RATE // 1000} to "
-            f"{MAX_RATE // 1000} kHz with any number of channels (resampled to 16 kHz mono); the first "
+            f"{MAX_RATE // 1000} kHz with up to {MAX_CHANNELS} channels (resampled to 16 kHz mono); the first "
             f"{self.seconds_for(lm):g} s of a clip are used. "
             f"Answers up to {self.max_new_tokens} new tokens, prompts up to {self.max_prompt_chars} characters; "
             f"{self.max_queue} requests can wait in the queue."

@@ -1,15 +1,32 @@
 """Shared fixtures: tiny real models (built once per session) and generated audio files."""
 
+import atexit
 import math
 import os
+import shutil
+import sys
+import tempfile
 
 os.environ["HF_HUB_OFFLINE"] = "1"  # a forgotten hub access fails fast instead of hanging
 os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
+# An empty Hugging Face cache for the whole session (child processes too), set before anything imports
+# huggingface_hub, which reads these at import: a checkpoint in the real cache must not change what the
+# fallback tests load (with Qwen2-Audio cached, the app's fallback would try to load the 8B model).
+_twin = sys.modules.get("tests.conftest" if __name__ == "conftest" else "conftest")  # imported as both
+if getattr(_twin, "HF_HOME", None):
+    HF_HOME = _twin.HF_HOME
+else:
+    HF_HOME = tempfile.mkdtemp(prefix="segprune-tests-hf-")
+    atexit.register(shutil.rmtree, HF_HOME, ignore_errors=True)
+    os.environ["HF_HOME"] = HF_HOME
+    for name in ("HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE", "TRANSFORMERS_CACHE", "HF_DATASETS_CACHE", "HF_XET_CACHE"):
+        os.environ.pop(name, None)  # each would override HF_HOME
+    assert "huggingface_hub" not in sys.modules, "huggingface_hub was imported before conftest isolated its cache"
 
-import numpy as np
-import pytest
-import soundfile
-import torch
+import numpy as np  # noqa: E402 - after HF_HOME is set
+import pytest  # noqa: E402 - after HF_HOME is set
+import soundfile  # noqa: E402 - after HF_HOME is set
+import torch  # noqa: E402 - after HF_HOME is set
 
 torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
 

@@ -126,6 +126,7 @@ def test_default_model_falls_back_fast_with_a_reason(monkeypatch):
     start = time.perf_counter()
     choice = choose_model("qwen2-audio", explicit=False, device="cpu", hub_timeout=2.0)
     lm, reason = choice.lm, choice.reason
+    # a hang shows in wall time only: measured 0.05 s, where from_pretrained's download retries take 30 s
     assert time.perf_counter() - start < 15
     assert lm.name == "tiny-qwen2-audio" and lm.random_weights
     assert reason == (
@@ -139,6 +140,17 @@ def test_default_model_falls_back_fast_with_a_reason(monkeypatch):
     assert "chosen explicitly" in explicit_text
     offline = choose_model("qwen2-audio", explicit=False, device="cpu", offline=True)
     assert "--offline" in offline.reason
+
+
+def test_the_hugging_face_cache_is_the_sessions_own():
+    """conftest.py points HF_HOME at an empty folder of its own, so a checkpoint in the real cache
+    cannot turn the fallback tests into loads of the real model."""
+    from conftest import HF_HOME
+    from huggingface_hub import constants
+
+    assert Path(constants.HF_HUB_CACHE).is_relative_to(HF_HOME) and not any(
+        Path(constants.HF_HUB_CACHE).glob("models--*")
+    )
 
 
 def test_explicit_model_never_falls_back(capsys):

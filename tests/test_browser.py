@@ -137,12 +137,14 @@ def test_microphone_run(open_page, wav_factory):
     )
     page.get_by_role("button", name="Record audio").click()
     page.locator("#audio button.record-button").click()
-    page.wait_for_timeout(2500)
+    # record until the component's own clock reads 2 s
+    page.wait_for_function("/^0:0[2-9]$/.test(document.querySelector('#audio time.duration')?.textContent)")
     # Stopping uploads the recording; Run before the upload has answered would send no audio.
     with page.expect_response(lambda r: r.url.endswith("/gradio_api/upload") and r.ok):
         page.locator("#audio button.stop-button").click()
     page.wait_for_selector("#audio audio[src]", state="attached")
-    page.wait_for_timeout(1000)  # then the component takes the uploaded file's path as its value
+    # the component holds the uploaded file as its value once its download link points at the server's copy
+    page.wait_for_selector("#audio a[download][href*='/gradio_api/file=']", state="attached")
     run_and_wait(page)
     got = readout(page)
     assert 25 <= got["n"] <= 100  # about 2.5 s of recording at 25 tokens per second

@@ -89,6 +89,7 @@ ROWS = [
     ("clipped full-scale noise", sound(CLIPPED), {}, (OK, {"n": 25})),
     ("stereo", sound(noise(channels=2)), {}, (OK, {"n": 25, "input": "input 16 kHz, 2 channels → 16 kHz mono"})),
     ("6 channels", sound(noise(channels=6)), {}, (OK, {"n": 25, "input": "input 16 kHz, 6 channels → 16 kHz mono"})),
+    ("65 channels", sound(noise(0.1, channels=65)), {}, (FAILS, "has 65 channels; files with up to 64 are accepted")),
     *[
         (f"{rate} Hz", sound(noise(rate=rate), rate), {}, (OK, {"n": 25, "input": f"input {rate / 1000:g} kHz → 16"}))
         for rate in (8000, 22050, 44100, 48000, 96000)
@@ -170,6 +171,25 @@ def test_cli_row(monkeypatch, capsys, tmp_path, tiny_models, name, make, overrid
         assert len(record["segment_bounds"]) - 1 == checks["s_eff"] == min(s["segments"], k)
     if checks.get("one_token"):
         assert record["full"]["decode_ms_per_token"] is None  # no decoding step to time: null, not NaN
+
+
+def test_context_limit_at_exactly_the_boundary_and_one_past(tiny_models):
+    """Prompt, audio and answer filling the context exactly are accepted; one token more is refused
+    (the row above is far past the limit, where an off-by-one would pass)."""
+    from segprune.audio import load_audio
+    from segprune.comparison import encode_clip
+
+    lm = tiny_models["tiny-qwen2-audio"]
+    assert lm.context_length == CONTEXT
+    audio = load_audio((RATE, noise()))
+    base = lm.prompt_tokens(lm.inputs(audio, "a"))  # byte-level tokenizer: one more "a", one more token
+    fits = "a" * (CONTEXT - MAX_NEW - base + 1)
+    assert lm.prompt_tokens(lm.inputs(audio, fits)) + MAX_NEW == CONTEXT
+    encode_clip(lm, audio, fits, MAX_NEW)  # exactly the context: accepted
+    with pytest.raises(ValueError, match=f"take {CONTEXT - MAX_NEW + 1} tokens .* at most {CONTEXT} tokens"):
+        encode_clip(lm, audio, fits + "a", MAX_NEW)
+    with pytest.raises(ValueError, match=f"{MAX_NEW + 1} new tokens .* at most {CONTEXT} tokens"):
+        encode_clip(lm, audio, fits, MAX_NEW + 1)
 
 
 # --------------------------------------------------------------------------- the app

@@ -166,7 +166,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--keep", nargs="+", type=keep_ratio, default=[0.5, 0.25, 0.1])
     p.add_argument("--segments", type=positive_int, default=None, help="S of the segmentwise methods (default 10)")
     p.add_argument("--score-layers", nargs="+", type=positive_int, default=[1, 4], help="score sources to compare")
-    p.add_argument("--drop-silent", action="store_true", help="also run every setting with silent tokens dropped first (drop_silent)")
+    p.add_argument(
+        "--drop-silent",
+        action="store_true",
+        help="also run every setting with silent tokens dropped first (drop_silent)",
+    )
     p.add_argument("--manifest", nargs="*", default=[], metavar="TASK=FILE", help="local manifests (offline)")
     p.add_argument("--limit", type=positive_int, default=None)
     p.add_argument("--repeats", type=positive_int, default=1, help="prefill timing repeats per clip")
