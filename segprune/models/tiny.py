@@ -63,7 +63,7 @@ def whisper_features() -> WhisperFeatureExtractor:
 
 
 TINY_TEXT = dict(
-    hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2
+    hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=1
 )
 
 
