@@ -294,3 +294,38 @@ def test_the_client_needs_a_two_dimensional_tensor():
         client.chat(PROMPT, torch.zeros(1, 4, 64), MAX_TOKENS)
     with pytest.raises(ValueError, match="http://HOST:PORT"):
         VLLMClient("localhost:8000")
+
+
+def test_serving_benchmark_reports_every_keep_ratio_against_keep_one(vllm_servers, wav_factory):
+    from segprune.bench.serving import markdown, serving_benchmark
+
+    lm, client = vllm_servers["qwen2-audio"]
+    clips = [wav_factory(8.0, seed=1), wav_factory(8.0, seed=2)]
+    rows = serving_benchmark(client, lm, clips, keep_ratios=(0.5, 0.25), concurrency=2, requests=3, max_tokens=4)
+    assert [row["keep_ratio"] for row in rows] == [1.0, 0.5, 0.25]
+    n = 200  # 8 s at 25 tokens per second
+    text = rows[0]["prompt_tokens"] - n
+    for row in rows:
+        k = segprune.keep_count(n, row["keep_ratio"])
+        assert row["requests"] == 3 and row["output_tokens_mean"] == 4  # ignore_eos: every request does the same work
+        assert row["k_mean"] == k and row["prompt_tokens"] == text + k
+        assert row["ratio"]["prompt_tokens"] == pytest.approx((text + k) / (text + n))
+        assert 0 < row["ttft_p50_ms"] <= row["ttft_p99_ms"] and row["requests_per_s"] > 0
+    assert all(v == 1.0 for v in rows[0]["ratio"].values())
+    table = markdown(rows)
+    assert table.count("\n| ") == 3 and "(x1.00)" in table
+
+
+def test_salted_embeddings_differ_in_one_element_by_one_step():
+    from segprune.bench.serving import salted
+
+    x = torch.randn(5, 8)
+    for dtype in (torch.float32, torch.bfloat16):
+        y = x.to(dtype)
+        copies = [salted(y, serial) for serial in range(40)]
+        assert torch.equal(y, x.to(dtype))  # the original is untouched
+        assert (
+            len({c.numpy().tobytes() if dtype == torch.float32 else c.float().numpy().tobytes() for c in copies}) == 40
+        )
+        for c in copies:
+            assert int((c != y).sum()) == 1 and torch.allclose(c.float(), y.float(), rtol=1e-2)

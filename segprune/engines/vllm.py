@@ -159,13 +159,21 @@ class VLLMClient:
         return self._served
 
     # ------------------------------------------------------------------ generation
-    def chat(self, prompt: str, audio_embeds: torch.Tensor, max_tokens: int, audio_first: bool = True) -> VLLMReply:
+    def chat(
+        self,
+        prompt: str,
+        audio_embeds: torch.Tensor,
+        max_tokens: int,
+        audio_first: bool = True,
+        ignore_eos: bool = False,
+    ) -> VLLMReply:
         """Greedy generation for one clip: one user turn with the audio and the prompt.
 
         audio_embeds: [K, H], the clip's kept audio embeddings in temporal order, in the dtype the
         server's model uses (H must be its language model's hidden size). audio_first: the order of
         the audio and text parts in the user turn (the adapter's ``audio_first``; the chat template
-        decides where the placeholder goes).
+        decides where the placeholder goes). ignore_eos: generate exactly `max_tokens` (vLLM's
+        option; for benchmarks, where every request should do the same work).
         """
         if not isinstance(max_tokens, int) or max_tokens < 1:
             raise ValueError(f"max_tokens must be a whole number of at least 1, got {max_tokens!r}.")
@@ -182,6 +190,8 @@ class VLLMClient:
             "stream": True,
             "stream_options": {"include_usage": True},
         }
+        if ignore_eos:
+            body["ignore_eos"] = True
         request = urllib.request.Request(
             self.url + "/v1/chat/completions",
             data=json.dumps(body).encode(),
@@ -218,14 +228,19 @@ class VLLMClient:
             finish_reason=finish,
         )
 
-    def chat_many(self, requests: Sequence[ChatRequest], max_tokens: int, concurrency: int = 4) -> list[VLLMReply]:
+    def chat_many(
+        self, requests: Sequence[ChatRequest], max_tokens: int, concurrency: int = 4, ignore_eos: bool = False
+    ) -> list[VLLMReply]:
         """`chat` for every request, `concurrency` of them in flight at once (threads), so that the
         server batches them. Replies come back in the order of `requests`; the first error raises."""
         if not isinstance(concurrency, int) or concurrency < 1:
             raise ValueError(f"The concurrency must be a whole number of at least 1, got {concurrency!r}.")
         self.served_model()  # one check (and one clear error) before the threads start
         with ThreadPoolExecutor(max_workers=concurrency) as pool:
-            futures = [pool.submit(self.chat, r.prompt, r.audio_embeds, max_tokens, r.audio_first) for r in requests]
+            futures = [
+                pool.submit(self.chat, r.prompt, r.audio_embeds, max_tokens, r.audio_first, ignore_eos)
+                for r in requests
+            ]
             return [f.result() for f in futures]
 
     # ------------------------------------------------------------------ transport
