@@ -6,7 +6,7 @@
 
 segprune encodes, scores and selects; vLLM runs only the language model. One request carries one
 clip as an ``audio_embeds`` content part (base64 of ``torch.save`` of the [K, H] tensor; vLLM reads
-it with ``torch.load(weights_only=True)``) next to the text part. vLLM renders the model's chat
+it with torch's weights-only loader, no pickled code) next to the text part. vLLM renders the model's chat
 template with ONE audio placeholder and expands it to K, so its prompt is the same as
 ``lm.assemble``'s: the text tokens around K audio tokens. Never send N-expanded prompt ids: with
 several placeholders and one embedding only the first is replaced, silently.
