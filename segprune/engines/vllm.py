@@ -14,6 +14,14 @@ several placeholders and one embedding only the first is replaced, silently.
 Decoding is greedy (temperature 0) and the exact ids come back (``return_token_ids``). Replies are
 streamed, so the time to the first token is measured on the client: from sending the request to
 the first streamed chunk that carries a generated token (network and request parsing included).
+vLLM streams one token per chunk, but when its decode step takes only a few ms (the tiny models)
+the API server falls behind and delivers the chunks in bursts, so the first token can arrive late,
+up to the end of the generation; at real model sizes (a step of tens of ms or more) it does not.
+
+vLLM caches prompt prefixes (KV blocks) by content, the audio embeddings included: a second request
+with the same clip and keep ratio is served from the cache, without its prefill. Time such repeats
+only with embeddings that differ (see `segprune.bench.serving.salted`) or a server started with
+``--no-enable-prefix-caching``. The ids are not affected.
 
 Standard library only (urllib, threads): segprune and vLLM live in different environments.
 """
