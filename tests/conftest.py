@@ -90,6 +90,14 @@ def scene(seconds: float, rate: int = 16000, seed: int = 0) -> np.ndarray:
     return x.astype(np.float32)
 
 
+def pytest_addoption(parser):
+    parser.addoption(
+        "--vllm-python",
+        default=None,
+        help="python of vLLM's own venv for tests/test_vllm.py (default: $SEGPRUNE_VLLM_PYTHON, then .venv-vllm/bin/python)",
+    )
+
+
 @pytest.fixture(scope="session")
 def tiny_models():
     from segprune import load_model
