@@ -31,6 +31,7 @@ from segprune.engines.vllm import VLLM_FAMILIES, ChatRequest, VLLMClient, VLLMEr
 
 REPO = Path(__file__).resolve().parent.parent
 MAX_TOKENS = 16
+FOLDERS: dict[str, Path] = {}  # family key -> the saved tiny model each server serves
 PROMPT = "Describe the sound."
 
 
@@ -80,6 +81,7 @@ def vllm_servers(vllm_python, tmp_path_factory):
             folder = tmp_path_factory.mktemp(key)
             lm.model.save_pretrained(folder)
             lm.processor.save_pretrained(folder)
+            FOLDERS[key] = folder
             port = free_port()
             command = serve_command(
                 str(folder),
@@ -246,7 +248,7 @@ def test_a_missing_vllm_python_says_how_to_build_it(tmp_path, monkeypatch):
     with pytest.raises(ValueError, match=r"^No vLLM environment was found: build .*\.ci/vllm-env\.sh"):
         find_vllm_python(None, root=tmp_path)
     monkeypatch.setenv("SEGPRUNE_VLLM_PYTHON", str(tmp_path / "nope"))
-    with pytest.raises(ValueError, match="nope .*SEGPRUNE_VLLM_PYTHON.* does not exist"):
+    with pytest.raises(ValueError, match=r"nope .*SEGPRUNE_VLLM_PYTHON.* does not exist"):
         find_vllm_python(None, root=tmp_path)
 
 
@@ -329,3 +331,61 @@ def test_salted_embeddings_differ_in_one_element_by_one_step():
         )
         for c in copies:
             assert int((c != y).sum()) == 1 and torch.allclose(c.float(), y.float(), rtol=1e-2)
+
+
+# --------------------------------------------------------------------------- the engine in segprune's loop
+
+
+def run_json(capsys, argv) -> dict:
+    from segprune.cli import main
+
+    assert main(argv + ["--json"]) == 0, capsys.readouterr().err
+    return json.loads(capsys.readouterr().out)
+
+
+@pytest.mark.parametrize("key", ["qwen2-audio", "audio-flamingo-3"])
+def test_segprune_run_on_vllm_gives_the_transformers_ids(vllm_servers, capsys, key):
+    """The README's command: `segprune run assets/scene.flac --model FOLDER --engine vllm --vllm-url URL
+    --keep 0.25 --json` returns the same pruned.token_ids as without --engine vllm, and prompt_tokens
+    = text + K."""
+    _, client = vllm_servers[key]
+    argv = ["run", str(REPO / "assets" / "scene.flac"), "--model", str(FOLDERS[key]), "--keep", "0.25"]
+    argv += ["--max-new-tokens", "12", "--repeats", "3", "--device", "cpu", "--dtype", "float32"]
+    local = run_json(capsys, argv)
+    served = run_json(capsys, [*argv, "--engine", "vllm", "--vllm-url", client.url])
+    assert served["engine"] == "vllm" and local["engine"] == "transformers"
+    for side in ("full", "pruned"):
+        assert served[side]["token_ids"] == local[side]["token_ids"] and len(local[side]["token_ids"]) > 1
+        assert served[side]["prompt_tokens"] == local[side]["prompt_tokens"]
+    text = local["full"]["prompt_tokens"] - local["n_audio_tokens"]
+    assert served["pruned"]["prompt_tokens"] == text + served["n_kept"]
+    assert served["kept_indices"] == local["kept_indices"]
+
+
+def test_eval_on_vllm_gives_the_transformers_generations(vllm_servers, tmp_path, capsys):
+    """`segprune eval --engine vllm` on a small manifest: the same generations as in process."""
+    from tests.test_eval import write_manifest
+
+    _, client = vllm_servers["qwen2-audio"]
+    manifest = write_manifest(tmp_path, n=2)
+    runs = {}
+    for engine in ("transformers", "vllm"):
+        out = tmp_path / engine
+        argv = ["eval", "--model", str(FOLDERS["qwen2-audio"]), "--task", "clotho", "--manifest", manifest]
+        argv += ["--methods", "segmentwise", "topk", "--keep", "0.5", "0.25", "--max-new-tokens", "6", "--repeats", "1"]
+        argv += ["--out", str(out), "--device", "cpu", "--dtype", "float32", "--no-progress", "--engine", engine]
+        argv += ["--vllm-url", client.url] if engine == "vllm" else []
+        from segprune.cli import main
+
+        assert main(argv) == 0
+        capsys.readouterr()
+        records = [json.loads(line) for line in (out / "generations.jsonl").read_text().splitlines()]
+        runs[engine] = {(r["item"], r["setting"]): (r["text"], r["prompt_tokens"]) for r in records}
+    assert runs["vllm"] == runs["transformers"] and len(runs["vllm"]) == 2 * 5
+
+
+def test_a_family_vllm_cannot_serve_is_refused_by_the_engine(tiny_models):
+    from segprune.engines.vllm import VLLMEngine
+
+    with pytest.raises(ValueError, match="qwen2-audio, audio-flamingo-3"):
+        VLLMEngine(tiny_models["tiny-voxtral-mini"], "http://127.0.0.1:9")

@@ -37,9 +37,9 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from ..compare import Setting, encode_clip, prune_tokens
-from ..engines.vllm import ChatRequest, VLLMClient, check_family
-from ..methods import DEFAULT_METHOD, DEFAULT_SEGMENTS
+from ..comparison import Setting, encode_clip, prune_tokens
+from ..engines.vllm import ChatRequest, VLLMClient, check_family, salted
+from ..methods import DEFAULT_METHOD, get_method
 from ..models.base import AudioLM
 
 DEFAULT_PROMPT = "Describe the audio in detail."
@@ -56,7 +56,7 @@ def serving_benchmark(
     method: str = DEFAULT_METHOD,
     prompt: str = DEFAULT_PROMPT,
     max_tokens: int = 32,
-    segments: int = DEFAULT_SEGMENTS,
+    options: dict | None = None,
     warmup_waves: int = 1,
     log=None,
 ) -> list[dict]:
@@ -65,7 +65,8 @@ def serving_benchmark(
     clips: audio paths or `Audio`s (each encoded once by `lm`, the model the server serves).
     Keep 1 is always measured (added first if missing): the ratios are against it. A wave is
     `concurrency` requests of one keep ratio sent at once; the last wave of a round may be smaller.
-    warmup_waves: untimed rounds (every keep ratio once) before the timed ones.
+    warmup_waves: untimed rounds (every keep ratio once) before the timed ones. options: the
+    method's own options (those it does not have are left out).
     """
     check_family(lm.key)
     if not clips:
@@ -73,10 +74,11 @@ def serving_benchmark(
     if requests < 1 or concurrency < 1:
         raise ValueError("requests and concurrency must be at least 1.")
     ratios = [1.0] + [float(r) for r in keep_ratios if float(r) != 1.0]
+    own = {k: v for k, v in (options or {}).items() if get_method(method).takes(k)}
     log = log or (lambda message: None)
     encoded = [encode_clip(lm, clip, prompt, max_tokens) for clip in clips]
     kept = {
-        r: [prune_tokens(c.tokens, Setting(method, r, segments))[1] for c in encoded] for r in ratios
+        r: [prune_tokens(c.tokens, Setting(method, r, **own))[1] for c in encoded] for r in ratios
     }  # r -> [K_i, H] per clip
     client.served_model()
 
@@ -112,15 +114,6 @@ def serving_benchmark(
     for row in rows:
         row["ratio"] = {f: row[f] / base[f] if base[f] else float("nan") for f in RATIO_FIELDS}
     return rows
-
-
-def salted(embeddings: torch.Tensor, serial: int) -> torch.Tensor:
-    """A copy of `embeddings` [K, H] whose element number `serial` (mod K * H, row-major) is the
-    next representable value: the same request to the model, a different one to vLLM's caches."""
-    out = embeddings.detach().clone().contiguous()
-    bits = out.view(-1).view({4: torch.int32, 2: torch.int16, 8: torch.int64}[out.element_size()])
-    bits[serial % bits.numel()] += 1
-    return out
 
 
 def _row(keep: float, replies, wall_s: float, kept, concurrency: int, max_tokens: int) -> dict:
@@ -175,6 +168,48 @@ def machine() -> dict:
     from . import _cpu_name, _load
 
     return {"platform": platform.platform(), "processor": _cpu_name(), "cpus": os.cpu_count(), "load": _load()}
+
+
+def serving_command(args) -> int:
+    """`segprune bench --engine vllm --vllm-url URL --concurrency C --requests R`: the serving
+    benchmark against a running server that serves --model, on 4 synthetic clips of each --seconds
+    length, at every --keep ratio; prints the markdown table (and --json FILE)."""
+    from ..args import load_from_args, option_flags
+    from .measure import synthetic_audio
+
+    if not args.vllm_url:
+        raise ValueError("--engine vllm needs --vllm-url (start a server with `segprune vllm-serve MODEL`).")
+    lm = load_from_args(args)
+    clips = [synthetic_audio(s, seed=i) for s in args.seconds for i in range(4)]
+    client = VLLMClient(args.vllm_url)
+    start = time.perf_counter()
+    options = {o: getattr(args, o) for o in option_flags() if getattr(args, o, None) is not None}
+    rows = serving_benchmark(
+        client,
+        lm,
+        clips,
+        args.keep,
+        args.concurrency,
+        args.requests,
+        args.methods[0],
+        options=options,
+        log=lambda m: print(f"[bench] {m}", file=sys.stderr, flush=True),
+    )
+    table = markdown(rows)
+    print(table)
+    if args.json_path:
+        record = {
+            "command": "segprune bench " + shlex.join(sys.argv[2:]),
+            "model": lm.name,
+            "random_weights": lm.random_weights,
+            "served_model": client.served_model(),
+            "machine": machine(),
+            "seconds": time.perf_counter() - start,
+            "rows": rows,
+        }
+        with open(args.json_path, "w") as f:
+            json.dump(record, f, indent=2)
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:

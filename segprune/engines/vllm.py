@@ -283,6 +283,80 @@ class VLLMClient:
             raise VLLMError(f"The vLLM server at {self.url} did not answer within {self.timeout:g} s.") from None
 
 
+def salted(embeddings: torch.Tensor, serial: int) -> torch.Tensor:
+    """A copy of `embeddings` [K, H] whose element number `serial` (mod K * H, row-major) is the
+    next representable value: the same request to the model, a different one to vLLM's caches."""
+    out = embeddings.detach().clone().contiguous()
+    bits = out.view(-1).view({4: torch.int32, 2: torch.int16, 8: torch.int64}[out.element_size()])
+    bits[serial % bits.numel()] += 1
+    return out
+
+
+class VLLMEngine:
+    """The language-model half of a segprune loop on a vLLM server (`segprune.comparison.Engine`).
+
+        engine = VLLMEngine(lm, "http://127.0.0.1:8000")
+        segprune.compare(lm, "assets/scene.flac", "Describe the sound.", settings, engine=engine)
+
+    segprune encodes, scores and selects with `lm` (its own copy of the model's audio half); each
+    prompt goes to the server as the visitor's text plus the kept embeddings [K, H] (`x.kept[0]`,
+    `x.prompt` of `lm.assemble`'s output). The server's prompt length must equal segprune's
+    (text + K): otherwise its chat template differs and the request fails with one sentence.
+
+    prefill(x): the timed unit is one request for a single token, its time to the first token as
+    this client sees it (HTTP and request parsing included); each timed request's embeddings are
+    salted (one element moved by one ulp) so that vLLM's prefix cache cannot serve a repeat.
+    generate_many sends its prompts `concurrency` at a time, so the server batches them.
+    """
+
+    name = "vllm"
+
+    def __init__(self, lm, url: str, model: str | None = None, concurrency: int = 4, timeout: float = DEFAULT_TIMEOUT):
+        check_family(lm.key)
+        if not isinstance(concurrency, int) or concurrency < 1:
+            raise ValueError(f"The concurrency must be a whole number of at least 1, got {concurrency!r}.")
+        self.lm = lm
+        self.client = VLLMClient(url, model, timeout)
+        self.concurrency = concurrency
+        self._serial = 0
+        self.client.served_model()  # unreachable or another model: one sentence now, not mid-run
+
+    def _request(self, x) -> ChatRequest:
+        if x.prompt is None or len(x.kept) != 1:
+            raise ValueError("The vLLM engine sends one clip at a time, with its prompt text (see lm.assemble).")
+        return ChatRequest(x.prompt, x.kept[0], self.lm.audio_first)
+
+    def _checked(self, x, reply: VLLMReply):
+        from ..models.types import Generation
+
+        if reply.prompt_tokens != x.prompt_tokens:
+            raise VLLMError(
+                f"The vLLM server read {reply.prompt_tokens} prompt tokens where segprune assembled "
+                f"{x.prompt_tokens}: its chat template differs from the processor's."
+            )
+        return Generation(reply.token_ids, self.lm.decode(reply.token_ids), reply.total_ms, reply.decode_ms_per_token)
+
+    def prefill(self, x):
+        request = self._request(x)
+        self._serial += 1
+        return self.client.chat(request.prompt, salted(request.audio_embeds, self._serial), 1, request.audio_first)
+
+    def generate(self, x, max_new_tokens: int):
+        request = self._request(x)
+        return self._checked(
+            x, self.client.chat(request.prompt, request.audio_embeds, max_new_tokens, request.audio_first)
+        )
+
+    def generate_many(self, xs: list, max_new_tokens: int, on_result=None) -> list:
+        replies = self.client.chat_many([self._request(x) for x in xs], max_new_tokens, self.concurrency)
+        out = []
+        for i, (x, reply) in enumerate(zip(xs, replies)):
+            out.append(self._checked(x, reply))
+            if on_result is not None:
+                on_result(i, out[-1])
+        return out
+
+
 _HIDDEN_MISMATCH = re.compile(r"got (\d+), but model expects (\d+)")
 
 
@@ -311,8 +385,10 @@ __all__ = [
     "VLLM_FAMILIES",
     "ChatRequest",
     "VLLMClient",
+    "VLLMEngine",
     "VLLMError",
     "VLLMReply",
     "check_family",
     "encode_embeddings",
+    "salted",
 ]
