@@ -33,6 +33,7 @@ from transformers.modeling_outputs import BaseModelOutput
 
 from ..audio import Audio
 from ..timing import Stopwatch
+from . import prompts
 from .base import AudioLM, StepClock
 from .tiny import TINY_INIT_STD, byte_tokenizer, seeded_init
 from .types import Generation
@@ -107,6 +108,7 @@ class WhisperLM(AudioLM):
         return 4  # the longest decoder prompt: <|startoftranscript|>, language, task, <|notimestamps|>
 
     def inputs(self, audio: Audio, prompt: str):
+        prompts.check_text(prompt)  # not used, but refused where it is not text, as for every family
         return self.processor(audio=audio.samples, sampling_rate=audio.sample_rate, return_tensors="pt")
 
     def audio_counts(self, inputs) -> list[int]:
