@@ -268,7 +268,7 @@ SURROGATE_PIECES = st.sampled_from(["\udcff", "\ud800"])
 FUZZ_PROMPTS = st.one_of(PROMPTS, st.tuples(PROMPTS, SURROGATE_PIECES).map("".join))
 
 
-@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(key=st.sampled_from(TINY_KEYS), prompt=FUZZ_PROMPTS, new=st.integers(1, 2))
 def test_fuzz_the_cli_prompt(tiny_models, bases, clip, key, prompt, new):
     """`segprune run` with random text and special-token strings of every family: a normal answer whose
@@ -299,7 +299,7 @@ def requests(tiny_models):
     return {key: app.make_request(tiny_models[key], app.Limits(max_new_tokens=2), repeats=1) for key in TINY_KEYS}
 
 
-@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(key=st.sampled_from(TINY_KEYS), prompt=FUZZ_PROMPTS)
 def test_fuzz_the_app_prompt(tiny_models, bases, clip, requests, key, prompt):
     """The app's request function with the same prompts: a normal answer whose prompt length is the

@@ -6,7 +6,9 @@ the chat template are the only control tokens the model sees.
 
 - Control tokens: the tokenizer's added tokens, special or not (`<|im_start|>`, `<|AUDIO|>`, `<sound>`,
   `<|pad|>`, `<|user|>`, `[INST]`, `[AUDIO]`, `<tool_call>`, ...), except whitespace-only ones (ordinary
-  text to the templates that have them).
+  text to the templates that have them). That is more than transformers' default set (special tokens
+  and the added tokens its template writes), which would leave Qwen2.5's non-special `<tool_call>` a
+  token; `split_special_tokens=True` alone would too.
 - In a prompt, their strings are ESCAPED: encoded as the plain characters they are, like any other
   text (`<|im_start|>` becomes `<`, `|`, `im`, ... as the tokenizer writes those characters). This is what
   mistral-common does for Voxtral's real tokenizer (tekken encodes text without special tokens at
