@@ -26,6 +26,7 @@ from .args import (
     make_engine,
     method_options,
     positive_int,
+    repeat_count,
 )
 from .audio import AudioError
 from .bench.cli import register_bench
@@ -48,7 +49,7 @@ def register_run(subparsers) -> None:
     p.add_argument("--max-new-tokens", type=positive_int, default=64)
     p.add_argument(
         "--repeats",
-        type=positive_int,
+        type=repeat_count,
         default=None,
         help="prefill timing rounds (default: adaptive, 5 to 30 rounds until 0.5 s is measured per prompt)",
     )

@@ -22,6 +22,7 @@ from ..args import (
     option_flags,
     positive_float,
     positive_int,
+    repeat_count,
     torch_dtype,
 )
 from ..methods import DEFAULT_METHOD, METHODS
@@ -49,7 +50,7 @@ def register_bench(subparsers) -> None:
         help=f"selection methods ({', '.join(METHODS)}); the first chooses the prefilled tokens",
     )
     add_method_options(p)
-    p.add_argument("--repeats", type=positive_int, default=5, help="timed runs per measurement")
+    p.add_argument("--repeats", type=repeat_count, default=5, help="timed runs per measurement")
     p.add_argument("--warmup", type=non_negative_int, default=1, help="untimed rounds before the timed ones")
     p.add_argument(
         "--decode-tokens", type=non_negative_int, default=8, help="greedy steps for decode ms/token (0: skip)"
