@@ -75,6 +75,17 @@ FAMILIES: tuple[Family, ...] = (
         {"qwen2.5-omni": "Qwen/Qwen2.5-Omni-3B", "qwen2.5-omni-7b": "Qwen/Qwen2.5-Omni-7B"},
     ),
     Family(
+        "qwen3-omni",
+        "qwen3_omni",
+        "Qwen3OmniLM",
+        ("qwen3_omni_moe_thinker", "qwen3_omni_moe"),  # the full checkpoint: its thinker is loaded
+        {
+            "qwen3-omni": "Qwen/Qwen3-Omni-30B-A3B-Instruct",
+            "qwen3-omni-thinking": "Qwen/Qwen3-Omni-30B-A3B-Thinking",
+            "qwen3-omni-captioner": "Qwen/Qwen3-Omni-30B-A3B-Captioner",
+        },
+    ),
+    Family(
         "whisper",
         "whisper",
         "WhisperLM",
