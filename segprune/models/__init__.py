@@ -66,7 +66,13 @@ FAMILIES: tuple[Family, ...] = (
         {"music-flamingo": "nvidia/music-flamingo-2601-hf"},
     ),
     Family("glm-asr", "glmasr", "GlmAsrLM", ("glmasr",), {"glm-asr": "zai-org/GLM-ASR-Nano-2512"}),
-    Family("voxtral-mini", "voxtral", "VoxtralLM", ("voxtral",), {"voxtral-mini": "mistralai/Voxtral-Mini-3B-2507"}),
+    Family(
+        "voxtral-mini",
+        "voxtral",
+        "VoxtralLM",
+        ("voxtral",),
+        {"voxtral-mini": "mistralai/Voxtral-Mini-3B-2507", "voxtral-small": "mistralai/Voxtral-Small-24B-2507"},
+    ),
     Family(
         "qwen2.5-omni",
         "qwen2_5_omni",
