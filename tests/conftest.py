@@ -37,6 +37,7 @@ TINY_KEYS = [
     "tiny-glm-asr",
     "tiny-voxtral-mini",
     "tiny-qwen2.5-omni",
+    "tiny-qwen3-omni",
     "tiny-whisper",
 ]
 # decoder-only families: audio placeholders in the prompt, inputs_embeds into the language model
@@ -49,6 +50,7 @@ SECONDS = {
     "tiny-glm-asr": 45.0,
     "tiny-voxtral-mini": 45.0,
     "tiny-qwen2.5-omni": 10.0,
+    "tiny-qwen3-omni": 10.0,
     "tiny-whisper": 10.0,
 }
 
