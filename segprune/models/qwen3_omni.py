@@ -79,6 +79,16 @@ class Qwen3OmniAudioProcessor(Qwen3OmniMoeProcessor):
         for name in ("audio_token", "image_token", "video_token"):
             setattr(self, f"{name}_id", getattr(self.tokenizer, f"{name}_id"))
 
+    def validate_inputs(self, images=None, text=None, **kwargs):
+        """As the base class, but marked control tokens (a prompt's escaped text, see
+        `segprune.models.prompts`) are not counted as placeholders: transformers' omni processor path
+        counts them before it unmarks them, where its other processors do not."""
+        if kwargs.get("sanitize_control_tokens") and text is not None:
+            from transformers.processing_utils import _MARKED_RE
+
+            text = [_MARKED_RE.sub("", sample) for sample in (text if isinstance(text, list) else [text])]
+        super().validate_inputs(images=images, text=text, **kwargs)
+
     @property
     def model_input_names(self):
         names = self.tokenizer.model_input_names + self.feature_extractor.model_input_names
@@ -130,8 +140,8 @@ class Qwen3OmniLM(DecoderOnlyLM):
             processor = super().load_processor(source)
         except (ImportError, ValueError, TypeError):  # no torchvision for the video processor
             processor = None
-        if isinstance(processor, Qwen3OmniMoeProcessor):
-            return processor
+        if isinstance(processor, Qwen3OmniMoeProcessor):  # with torchvision: its audio half, with our check
+            return Qwen3OmniAudioProcessor(processor.feature_extractor, processor.tokenizer, processor.chat_template)
         # a folder saved with the audio-only class: AutoProcessor does not know it and returns the tokenizer
         return Qwen3OmniAudioProcessor.from_pretrained(source)
 
