@@ -34,7 +34,7 @@ def ratio(value: float) -> str:
 def speedup(s: Speedup) -> str:
     """The verdict first, then the number: 'no pruning', 'within noise (×1.08; ×0.71 to ×1.62)',
     '3.06× faster (×2.90 to ×3.20)', '1.25× slower (...)', with ' · suspect: ...' when the ratio is
-    more than 1.5x the token-count bound."""
+    above the square of the token-count bound."""
     if s.verdict == "no pruning":
         text = "no pruning (same prompt length)"
     elif s.verdict == "within noise" and math.isinf(s.high):
@@ -46,7 +46,7 @@ def speedup(s: Speedup) -> str:
     else:
         text = f"{1 / s.ratio:.2f}× slower (×{ratio(s.low)} to ×{ratio(s.high)})"
     if s.suspect and s.verdict != "no pruning":
-        text += f" · suspect: above 1.5× the token-count bound ×{s.bound:.2f}, so timing noise"
+        text += f" · suspect: above the square of the token-count bound ×{s.bound:.2f}, so timing noise"
     return text
 
 
