@@ -105,9 +105,13 @@ def build_demo(
                             pruned_stats = gr.Markdown(elem_id="pruned-stats", elem_classes=["stats"])
                     plot = gr.Plot(label="What the pruned model kept", show_label=False, elem_id="plot")
                     listen = widgets.ListeningTrack(
-                        label=f"Listen: what the pruned model hears (dropped {t.units} silenced)",
+                        label="Listen: what the pruned model hears",
                         interactive=False,
+                        buttons=["download"],
                         elem_id="listen",
+                    )
+                    gr.Markdown(
+                        f"The clip's length, silent over the dropped {t.units}.", elem_classes=["stats", "note"]
                     )
                     details = gr.Markdown(elem_id="details")
                     methods_plot = gr.Plot(visible=False, show_label=False, elem_id="methods-plot")
@@ -169,7 +173,12 @@ def build_demo(
             with example_slot:
                 fields = [audio, preset, prompt] if lm.uses_prompt else [audio]
                 rows = [row if lm.uses_prompt else row[:1] for row in clips]
-                gr.Examples(rows, inputs=fields, cache_examples=False, label="Examples (click one, then Run)")
+                names = [
+                    f"{Path(path).stem} · {preset}" if lm.uses_prompt else Path(path).stem for path, preset, _ in clips
+                ]
+                gr.Examples(
+                    rows, fields, cache_examples=False, label="Examples (click one, then Run)", example_labels=names
+                )
 
         def show_segments(name, everything):
             return gr.Number(visible=get_method(name).takes("segments") or everything)

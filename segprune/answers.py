@@ -3,6 +3,7 @@ rate), and a readable rendering of random-weight text.
 
     word_error_rate("a cat sat", "a dog sat")        # 1/3
     readable("g\ufffds\ufffd\x05 x")                  # 'g·s·· x'
+    readable("gès", ascii_only=True)                 # 'g·s'
 
 Pure Python; knows nothing of models.
 """
@@ -41,13 +42,19 @@ def word_error_rate(reference: str, hypothesis: str) -> float | None:
     return edit_distance(ref, words_of(hypothesis)) / len(ref)
 
 
-def readable(text: str) -> str:
+def readable(text: str, ascii_only: bool = False) -> str:
     """`text` with every character that cannot be shown (U+FFFD replacement characters from
-    undecodable bytes, control characters) as '·', and runs of whitespace as one space."""
-    shown = "".join(
-        ch if ch.isspace() or (ch != "\ufffd" and unicodedata.category(ch)[0] != "C") else UNREADABLE for ch in text
-    )
-    return " ".join(shown.split())
+    undecodable bytes, control characters; with `ascii_only`, anything but printable ASCII) as
+    '·', and runs of whitespace as one space."""
+
+    def shown(ch: str) -> bool:
+        if ch.isspace():
+            return True
+        if ascii_only:
+            return " " < ch <= "~"
+        return ch != "\ufffd" and unicodedata.category(ch)[0] != "C"
+
+    return " ".join("".join(ch if shown(ch) else UNREADABLE for ch in text).split())
 
 
 __all__ = ["UNREADABLE", "edit_distance", "readable", "word_error_rate", "words_of"]

@@ -42,8 +42,9 @@ CSS = """
 #check p { color: #b3261e; font-weight: 600; margin: 0; }
 #method-info p { margin: 0; color: var(--body-text-color); }
 .stats p { margin: 0; }
-#table table { table-layout: fixed; }
-#table th, #table th * { white-space: normal; word-break: normal; overflow-wrap: normal; hyphens: none; }
+#table .table-wrap, #table .table-wrap * { font-family: "Source Sans Pro", ui-sans-serif, system-ui, sans-serif !important; word-break: normal !important; overflow-wrap: normal !important; }
+.note p { font-size: 0.85em; color: var(--body-text-color-subdued); margin: -6px 0 4px 0; }
+@media (max-width: 600px) { #limits p { font-size: 0.8em; } #intro p { font-size: 0.9em; } }
 """
 
 
@@ -198,7 +199,7 @@ def make_selection(lm):
         if warning and index is None:
             return (
                 *unchanged,
-                f"⏳ {warning} It is not re-selected here: press Run to select with it.",
+                f"⚠️ {warning} It is not re-selected here: press Run to select with it.",
                 *(keep_as_is(),) * 4,
                 session,
             )

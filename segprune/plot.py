@@ -269,7 +269,10 @@ def methods_figure(c: Comparison, bins: int = MAX_STRIP_BINS):
     edges = np.linspace(0.0, end, count + 1)
     centre_bin = np.clip(np.searchsorted(edges, starts + tokens.token_duration / 2, side="right") - 1, 0, count - 1)
     per_bin = np.bincount(centre_bin, minlength=count)
-    labels = [method_label(p) for p in c.pruned]
+    labels = [method_label(p) for p in c.pruned]  # the table's names (options included); the axis shows the method
+    names = {label: get_method(p.setting.method).label for label, p in zip(labels, c.pruned)}
+    if len(set(names.values())) < len(names):  # two settings of one method: the full labels tell them apart
+        names = {label: label for label in labels}
     fig = go.Figure()
     for row, p in enumerate(c.pruned):
         merged = p.selection.merged if p.selection.merged is not None else np.zeros(p.selection.k, dtype=bool)
@@ -329,8 +332,9 @@ def methods_figure(c: Comparison, bins: int = MAX_STRIP_BINS):
     )
     fig.update_layout(
         title=dict(
-            text=f"<b>Where each method's K tokens fall</b><br><span style='font-size:12px;color:#5f6368'>"
-            f"{key} · darker: more of the bin kept · {note}same K for all</span>",
+            text=f"<b>Where each method's K = {c.pruned[0].selection.k} tokens fall</b><br>"
+            f"<span style='font-size:12px;color:#5f6368'>{key} · darker: more of the bin kept"
+            f"{'<br>' + note.removesuffix(' · ') if note else ''}</span>",
             x=0.01,
             xanchor="left",
             y=0.97,
@@ -338,15 +342,24 @@ def methods_figure(c: Comparison, bins: int = MAX_STRIP_BINS):
             yref="container",
             font=dict(size=14),
         ),
-        height=110 + 34 * len(c.pruned),
-        margin=dict(l=10, r=15, t=70, b=40),
+        height=110 + 34 * len(c.pruned) + (16 if note else 0),
+        margin=dict(l=10, r=15, t=70 + (16 if note else 0), b=40),
         showlegend=False,
         plot_bgcolor="white",
         paper_bgcolor="white",
         hovermode="closest",
     )
     fig.update_xaxes(range=[0, end], title_text="time (s)", showgrid=True, gridcolor="#eeeeee", zeroline=False)
-    fig.update_yaxes(autorange="reversed", automargin=True, showgrid=False, categoryorder="array", categoryarray=labels)
+    fig.update_yaxes(
+        autorange="reversed",
+        automargin=True,
+        showgrid=False,
+        categoryorder="array",
+        categoryarray=labels,
+        tickmode="array",
+        tickvals=labels,
+        ticktext=[names[label] for label in labels],
+    )
     return fig
 
 

@@ -91,6 +91,7 @@ class Terms:
     reads: str  # what the reader does with the kept units
     per_second: float
     encoder_decoder: bool
+    length: str = "prompt tokens"  # what `prompt_tokens` counts: the prompt, or the decoder prompt plus the frames
 
 
 def terms(lm) -> Terms:
@@ -181,11 +182,14 @@ def method_label(p) -> str:
 
 
 def reduction(c, p, t: Terms) -> str:
-    """The exact reduction: 'prompt 298 → 148 tokens: the language model prefills 63 of 250 audio tokens'."""
-    return (
-        f"prompt {c.full.prompt_tokens} → {p.run.prompt_tokens} tokens: {t.reader} {t.reads} {p.selection.k} of "
-        f"{c.tokens.n} {t.units}"
-    )
+    """The exact reduction: 'prompt 298 → 148 tokens: the language model prefills 63 of 250 audio
+    tokens'; for an encoder-decoder 'the decoder cross-attends to 375 of 1500 encoder frames: its
+    prefill reads 1503 → 378 positions (its prompt and the frames)'."""
+    full, pruned = c.full.prompt_tokens, p.run.prompt_tokens
+    kept = f"{t.reader} {t.reads} {p.selection.k} of {c.tokens.n} {t.units}"
+    if t.encoder_decoder:
+        return f"{kept}: its prefill reads {full} → {pruned} positions (its prompt and the frames)"
+    return f"prompt {full} → {pruned} tokens: {kept}"
 
 
 def timing(c, p, t: Terms) -> str:
@@ -230,8 +234,8 @@ def report(c, lm) -> str:
         f"prompt  {c.prompt}" + ("" if lm.uses_prompt else "   (not used: this model transcribes)"),
         "",
     ]
-    left = [f"FULL MODEL ({c.full.prompt_tokens} prompt tokens)"] + _wrap(answer(c.full, c.random_weights), col)
-    right = [f"PRUNED MODEL ({p.run.prompt_tokens} prompt tokens)"] + _wrap(answer(p.run, c.random_weights), col)
+    left = [f"FULL MODEL ({c.full.prompt_tokens} {t.length})"] + _wrap(answer(c.full, c.random_weights), col)
+    right = [f"PRUNED MODEL ({p.run.prompt_tokens} {t.length})"] + _wrap(answer(p.run, c.random_weights), col)
     left.append(f"{t.prefill} {ms(c.full.prefill_ms)} ({_spread(c.full)})")
     right.append(f"{t.prefill} {ms(p.run.prefill_ms)} ({_spread(p.run)})")
     for i in range(max(len(left), len(right))):
@@ -254,6 +258,10 @@ def _reduction_first(c, s: Speedup) -> bool:
     return c.random_weights or s.suspect or s.verdict in ("no pruning", "within noise")
 
 
+def _medians(repeats: int) -> str:
+    return "one timed run each (no median)" if repeats == 1 else f"medians of {repeats} interleaved runs"
+
+
 def _spread(run) -> str:
     q1, q3 = run.prefill_ms_spread
     return f"middle half {q1:.1f} to {q3:.1f} ms, {run.prefill_repeats} runs"
@@ -265,10 +273,12 @@ def _wrap(text: str, width: int) -> list[str]:
 
 def answer(run, random_weights: bool) -> str:
     """An answer as shown: the text, or for random weights '(random weights) 16 tokens: g·s··…', a
-    readable rendering (undecodable bytes as '·') that does not pass for a model's answer."""
+    readable rendering (printable ASCII, anything else as '·': random bytes decode to replacement
+    characters and to letters no font has) that does not pass for a model's answer."""
     if random_weights:
         count = len(run.token_ids)
-        return f"(random weights) {count} token{'s' * (count != 1)}: {readable(run.text) or '(nothing printable)'}"
+        shown = readable(run.text, ascii_only=True)
+        return f"(random weights) {count} token{'s' * (count != 1)}: {shown or '(nothing printable)'}"
     return run.text or "(empty answer)"
 
 
@@ -281,7 +291,8 @@ def banner(lm, fallback_reason: str | None, fallback_details: str | None = None)
     where = f"{lm.device.type}, {str(lm.dtype).removeprefix('torch.')}"
     if not lm.random_weights:
         return f"**Model:** {lm.name} ({where})", ["info"]
-    why = fallback_reason or f"it was chosen explicitly (`--model {lm.name}`)."
+    why = fallback_reason or f"it was chosen explicitly (`--model {lm.name}`)"
+    why = why if why.endswith(".") else why + "."
     text = (
         f"### ⚠️ Offline demo model with random weights: {lm.name}\n"
         f"**Its answers are meaningless text.** Which audio tokens are kept, the token counts and the timings "
@@ -303,9 +314,9 @@ def headline(c, lm, index: int = 0) -> str:
     n, k = c.tokens.n, p.selection.k
     counts = (
         f"Kept **K = {k}** of **N = {n}** {t.units} (**{100 * k / n:.1f} %**) with {method_label(p)} at keep "
-        f"{p.setting.keep_ratio:g}; the prompt lengths bound the {t.prefill} speedup at ×{s.bound:.2f}."
+        f"{p.setting.keep_ratio:g}; the {t.length} bound the {t.prefill} speedup at ×{s.bound:.2f}."
     )
-    runs = f"medians of {p.run.prefill_repeats} interleaved runs"
+    runs = _medians(p.run.prefill_repeats)
     cut = reduction(c, p, t)
     cut = cut[0].upper() + cut[1:]
     if s.verdict == "no pruning":
@@ -315,7 +326,8 @@ def headline(c, lm, index: int = 0) -> str:
         top, second = cut, f"{'⚠️ ' if s.suspect else ''}{timing(c, p, t)}, {runs}"
     else:
         top, second = timing(c, p, t), f"{cut}; the prefill times are {runs}"
-    return f"## {top}\n{counts}\n\n{second}.\n\n{end_to_end(c, p, t)}"
+    top = top[0].upper() + top[1:]
+    return f"## {top}\n{counts}\n\n{second[0].upper()}{second[1:]}.\n\n{end_to_end(c, p, t)}"
 
 
 def run_stats(c, lm, index: int | None = None) -> str:
@@ -332,7 +344,7 @@ def run_stats(c, lm, index: int | None = None) -> str:
         audio = p.selection.k
     q1, q3 = run.prefill_ms_spread
     return (
-        f"{head} · **{run.prompt_tokens}** prompt tokens ({audio} {t.units}) · {t.prefill} "
+        f"{head} · **{run.prompt_tokens}** {t.length} ({audio} {t.units}) · {t.prefill} "
         f"**{ms(run.prefill_ms)}** (middle half {q1:.1f}–{q3:.1f} ms){tail}"
     )
 
@@ -350,7 +362,7 @@ def details(c, lm, index: int = 0, audio=None, max_seconds: float | None = None,
         f"scoring hook {ms(c.tokens.scoring_ms)}",
         f"selection {p.select_ms:.2f} ms",
         f"decoding {decode_rate(c.full, p.run)} (full / pruned)",
-        f"prefill times are medians of {c.full.prefill_repeats} interleaved runs on {lm.device.type}",
+        f"prefill times are {_medians(c.full.prefill_repeats)} on {lm.device.type}",
     ]
     if c.tokens.audio_end < n:
         facts.insert(1, f"{n - c.tokens.audio_end} of them are the window's padding (no audio)")
@@ -390,7 +402,7 @@ def status_of_run(c, index: int = 0) -> str:
     """The freshness line after a Run: everything on the page comes from it."""
     p = c.pruned[index]
     return (
-        f"✅ **Up to date:** the answers, timings, plot and listening track all come from this Run "
+        f"**Up to date:** the answers, timings, plot and listening track all come from this Run "
         f"({method_label(p)}, keep {p.setting.keep_ratio:g})."
     )
 
@@ -402,11 +414,11 @@ def status_of_selection(c, lm, pruned, shown: int, prompt_tokens: int, heard: fl
     n, k = c.tokens.n, pruned.selection.k
     run = c.pruned[shown]
     return (
-        f"🔄 **Plot, counts and listening track: up to date** for {method_label(pruned)} at keep "
-        f"{pruned.setting.keep_ratio:g}: K = {k} of N = {n} {t.units} ({100 * k / n:.1f} %), prompt "
-        f"{c.full.prompt_tokens} → {prompt_tokens} tokens, {seconds(heard)} of the clip heard (selected in "
+        f"**Plot, counts and listening track: up to date** for {method_label(pruned)} at keep "
+        f"{pruned.setting.keep_ratio:g}: K = {k} of N = {n} {t.units} ({100 * k / n:.1f} %), {t.length} "
+        f"{c.full.prompt_tokens} → {prompt_tokens}, {seconds(heard)} of the clip heard (selected in "
         f"{pruned.select_ms:.1f} ms from the cached encoding).\n\n"
-        f"⏸️ **Answers, timings and headline: from the last Run** ({method_label(run)}, keep "
+        f"**Answers, timings and headline: from the last Run** ({method_label(run)}, keep "
         f"{run.setting.keep_ratio:g}); press **Run** to update them."
     )
 
@@ -420,7 +432,7 @@ def status_running(lm) -> str:
     """The freshness line while a Run is on its way."""
     t = terms(lm)
     return (
-        f"⏳ **Running:** one encoder pass, then {t.reader} on all {t.units} and on the K kept; nothing from an "
+        f"**Running:** one encoder pass, then {t.reader} on all {t.units} and on the K kept; nothing from an "
         f"earlier run is shown."
     )
 
@@ -457,7 +469,7 @@ TABLE_HEADERS = [
     "answer",
     "vs full answer (WER)",
 ]
-TABLE_WIDTHS = ["190px", "60px", "130px", "130px", "80px", "190px", "320px", "130px"]  # px: the table scrolls sideways
+TABLE_WIDTHS = ["200px", "60px", "150px", "120px", "80px", "220px", "340px", "150px"]  # px: the table scrolls sideways
 
 
 def table_rows(c, lm=None) -> list[list]:

@@ -227,3 +227,23 @@ def test_coverage_overlap_and_word_error_rate():
     assert word_error_rate("a b c d", "a c d e f") == pytest.approx(3 / 4)
     assert word_error_rate("", "anything") is None
     assert readable("ok\ufffd\ufffd\x00 \n fine") == "ok··· fine"
+
+
+def test_the_apps_reselection_on_a_30_minute_clip():
+    """The function behind the page's selection controls, on the 30-minute session: a fast method
+    redraws and renders the track; DivPrune is not run there, the settings note says why."""
+    from apphelpers import FakeModel
+
+    from segprune import demo
+
+    reselect = demo.make_selection(FakeModel(random_weights=True))
+    session = long_session()
+    start = time.process_time()
+    figure, (rate, track), status, note, *_, kept_session = reselect("topk", 0.1, 10, False, session)
+    print(f"\nre-selection of a 30-minute clip: {time.process_time() - start:.1f} s of CPU (figure, track)")
+    assert kept_session is session and note == "" and len(track) == 1800 * RATE and rate == RATE
+    assert "K = 2250 of N = 22500" in status and "from the last Run" in status
+    assert len(figure.data) > 0
+    slow = reselect("divprune", 0.1, 10, False, session)
+    assert slow[3].startswith("⚠️ DivPrune compares each kept token with all N = 22,500 tokens")
+    assert "press Run" in slow[3] and slow[0] == {"__type__": "update"}  # nothing redrawn

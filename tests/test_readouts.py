@@ -92,7 +92,8 @@ def test_whisper_is_worded_as_frames_cross_attention_and_decoder_prefill():
     whisper = FakeModel(encoder_decoder=True)
     c = made_comparison(n=1500, k=375, text_tokens=4)
     head = words.headline(c, whisper)
-    assert "the decoder cross-attends to 375 of 1500 encoder frames" in head and "decoder prefill" in head
+    assert first_line(head).startswith("## Decoder prefill 4.00× faster")
+    assert "The decoder cross-attends to 375 of 1500 encoder frames: its prefill reads 1504 → 379 positions" in head
     assert "LLM" not in head and "language model" not in head
     assert "encoder frames" in words.intro(whisper) and "cross-attends" in words.intro(whisper)
     assert "audio tokens" in words.intro(LLM)
