@@ -4,8 +4,11 @@
     python app.py --model tiny-qwen2-audio
     python app.py --model nvidia/audio-flamingo-3-hf --port 7861
 
-Gradio wiring only: the model choice comes from `segprune.models.choice`, every number and figure
-from `segprune.comparison` and `segprune.plot`, every sentence from `segprune.words`. The model loads
+Gradio wiring only: the model choice comes from `segprune.models.choice`, the functions behind Run and
+behind a change of the selection from `segprune.demo` (a visitor's cached clip is a
+`segprune.session.Session`), every number and figure from `segprune.comparison` and `segprune.plot`,
+every sentence from `segprune.words`, the components that answer in sentences from
+`segprune.widgets`. Endpoints: `/run` (the models) and `/select` (re-selection). The model loads
 once, at start-up. Without an explicit --model the app serves the default model where it can
 load and otherwise falls back to that family's tiny random-weight model, with a banner that says
 why; an explicit --model never falls back. Gradio and torch are imported after the arguments are
@@ -208,21 +211,15 @@ def build_demo(
             methods_plot,
             session,
         ]
-        running = (
-            gr.update(visible=True),
-            "## Running…",
-            words.status_running(lm),
-            "",
-            "",
-            "",
-            "",
-            None,
-            "",
-            None,
-            None,
-            None,
-        )
-        button.click(lambda: running, None, [answers, summary, status, *outputs[1:9], outputs[10]], **ui).then(
+        cleared = {full_text: "", full_stats: "", pruned_text: "", pruned_stats: "", details: ""}
+        cleared |= {plot: None, table: None, listen: None, methods_plot: None}
+        running = {
+            answers: gr.update(visible=True),
+            summary: "## Running…",
+            status: words.status_running(lm),
+            **cleared,
+        }
+        button.click(lambda: running, None, list(running), **ui).then(
             on_page(run), inputs, [*outputs, answers], api_visibility="private", show_progress_on=[summary]
         )
         gr.Button(visible=False).click(run, inputs, outputs, api_name="run")  # the API: refusals are gr.Error

@@ -326,7 +326,7 @@ def test_whisper_page_has_no_prompt_and_speaks_of_frames(tiny_models, wav_factor
     assert "transcribes" in props(page, "no-prompt")["value"]
     assert "encoder frames" in props(page, "intro")["value"] and "cross-attends" in props(page, "intro")["value"]
     out = named(demo.make_request(whisper, repeats=1)(wav_factory(3.0), "segmentwise", 0.25, 10, "x", 3, False))
-    assert "the decoder cross-attends to 375 of 1500 encoder frames" in out["summary"]
+    assert "The decoder cross-attends to 375 of 1500 encoder frames: its prefill reads" in out["summary"]
     assert "decoder prefill" in out["summary"] and "LLM" not in out["summary"]
     assert "of them are the window's padding (no audio)" in out["details"]
     track = out["listen"][1]

@@ -287,13 +287,15 @@ def clipped_labels(page) -> list[str]:
 
 
 def no_word_broken(page, selector) -> list[str]:
-    """Texts under `selector` shown on more lines than they have words (a word broken across lines)."""
+    """Texts under `selector` shown on more lines than they have words (a word broken across
+    lines), or wider than their cell (cut off)."""
     return page.locator(selector).evaluate_all(
         """cells => cells.filter(c => c.offsetParent && c.innerText.trim()).filter(c => {
             const style = getComputedStyle(c);
             const line = parseFloat(style.lineHeight) || 1.3 * parseFloat(style.fontSize);
             const lines = Math.round(c.getBoundingClientRect().height / line);
-            return lines > c.innerText.trim().split(/\\s+/).length;
+            const cell = c.closest('[role=columnheader], .body-cell') || c.parentElement;
+            return lines > c.innerText.trim().split(/\\s+/).length || c.scrollWidth > cell.clientWidth + 1;
         }).map(c => c.innerText)"""
     )
 
