@@ -28,7 +28,7 @@ import logging
 import sys
 from pathlib import Path
 
-from segprune.args import DTYPES, positive_float, positive_int, torch_dtype
+from segprune.args import DTYPES, add_engine_arguments, make_engine, positive_float, positive_int, torch_dtype
 from segprune.demo import CSS, make_request, make_selection, on_page
 from segprune.methods import DEFAULT_METHOD, DEFAULT_SEGMENTS, METHODS, get_method
 from segprune.models import DEFAULT_MODEL, registry
@@ -65,6 +65,7 @@ def build_demo(
     repeats=None,
     limits: Limits | None = None,
     fallback_details: str | None = None,
+    engine=None,
 ):
     """The Blocks app serving `lm` (loaded once by the caller) within `limits` (default `Limits()`):
     `limits.concurrency` requests on the model at a time, at most `limits.max_queue` waiting.
@@ -74,7 +75,7 @@ def build_demo(
     from segprune import silence, widgets, words
 
     limits = limits or Limits()
-    run = make_request(lm, limits, repeats)
+    run = make_request(lm, limits, repeats, engine)
     t = words.terms(lm)
     banner_text, banner_classes = words.banner(lm, fallback_reason, fallback_details)
     noun = "output (random weights: meaningless text)" if lm.random_weights else "answer"
@@ -273,6 +274,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--host", default=None, help="server address (default: Gradio's, 127.0.0.1)")
     parser.add_argument("--port", type=positive_int, default=None, help="server port (default: Gradio's, 7860)")
     Limits.add_arguments(parser)
+    add_engine_arguments(parser, concurrency=False)
     return parser.parse_args(argv)
 
 
@@ -298,8 +300,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"app.py: error: {err}", file=sys.stderr)
         return 2
     lm = choice.lm
+    try:
+        engine = make_engine(args, lm)
+    except (ValueError, RuntimeError) as err:  # the family, or the server (VLLMError)
+        print(f"app.py: error: {err}", file=sys.stderr)
+        return 2
     log.info("serving %s on %s%s", lm.name, lm.device, f" (fallback: {choice.reason})" if choice.reason else "")
-    demo = build_demo(lm, choice.reason, limits=limits, fallback_details=choice.details)
+    demo = build_demo(lm, choice.reason, limits=limits, fallback_details=choice.details, engine=engine)
     demo.launch(server_name=args.host, server_port=args.port, **launch_options(limits))
     return 0
 

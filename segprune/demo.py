@@ -77,11 +77,12 @@ def settings_for(names, keep, segments, drop_silent) -> list:
     return [Setting(m, keep, drop_silent=bool(drop_silent), **options(m)) for m in names]
 
 
-def make_request(lm, limits: Limits | None = None, repeats=None):
+def make_request(lm, limits: Limits | None = None, repeats=None, engine=None):
     """The function behind Run: (audio path, method, keep, segments, prompt, max new tokens, compare
     all, drop silent, session) -> the page's outputs (OUTPUTS) and the visitor's new Session, or
     gr.Error with one plain sentence. The session (one clip, host-side) is what instant
-    re-selection works on; the request itself keeps nothing else."""
+    re-selection works on; the request itself keeps nothing else. engine: where the language model
+    runs (None: in process; see `segprune.comparison.Engine`)."""
     import gradio as gr
 
     import segprune
@@ -96,7 +97,7 @@ def make_request(lm, limits: Limits | None = None, repeats=None):
 
     @_gpu(duration=_gpu_seconds)
     def infer(audio, prompt, settings, max_new_tokens):
-        c = segprune.compare(lm, audio, prompt, settings, max_new_tokens=max_new_tokens, repeats=repeats)
+        c = segprune.compare(lm, audio, prompt, settings, max_new_tokens, repeats, engine=engine)
         return Session.of(c, audio)  # host tensors only (ZeroGPU returns results from another process)
 
     def run(

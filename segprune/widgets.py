@@ -96,17 +96,20 @@ class ListeningTrack(gr.Audio):
 
 class Page(gr.Blocks):
     """gr.Blocks whose refusals before the request function runs are sentences (gr.Error): a
-    server path instead of an upload, malformed file data, fewer values than the endpoint takes."""
+    server path instead of an upload, malformed file data, fewer values than the endpoint takes.
+    A raw HTTP client may leave out the trailing session-state slot (gradio_client fills it in)."""
 
     async def preprocess_data(self, block_fn, inputs, state, explicit_call=False):
+        values = [b for b in block_fn.inputs if not b.stateful]
+        tail = len(block_fn.inputs) - next(
+            (i + 1 for i in reversed(range(len(block_fn.inputs))) if not block_fn.inputs[i].stateful), 0
+        )
+        if tail and len(inputs) == len(block_fn.inputs) - tail:  # a raw client may leave out the session's slot
+            inputs = [*inputs, *([None] * tail)]
         if len(inputs) < len(block_fn.inputs):
-            names = ", ".join(
-                "session state (null)" if b.stateful else (getattr(b, "label", None) or type(b).__name__)
-                for b in block_fn.inputs
-            )
+            names = ", ".join(getattr(b, "label", None) or type(b).__name__ for b in values)
             raise gr.Error(
-                f"This request takes {len(block_fn.inputs)} values ({names}); it sent {len(inputs)}.",
-                print_exception=False,
+                f"This request takes {len(values)} values ({names}); it sent {len(inputs)}.", print_exception=False
             )
         try:
             return await super().preprocess_data(block_fn, inputs, state, explicit_call)

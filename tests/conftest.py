@@ -37,6 +37,7 @@ TINY_KEYS = [
     "tiny-glm-asr",
     "tiny-voxtral-mini",
     "tiny-qwen2.5-omni",
+    "tiny-qwen3-omni",
     "tiny-whisper",
 ]
 # decoder-only families: audio placeholders in the prompt, inputs_embeds into the language model
@@ -49,6 +50,7 @@ SECONDS = {
     "tiny-glm-asr": 45.0,
     "tiny-voxtral-mini": 45.0,
     "tiny-qwen2.5-omni": 10.0,
+    "tiny-qwen3-omni": 10.0,
     "tiny-whisper": 10.0,
 }
 
@@ -88,6 +90,14 @@ def scene(seconds: float, rate: int = 16000, seed: int = 0) -> np.ndarray:
         on = (t >= start) & (t < start + 0.2)
         x[on] += 0.3 * rng.standard_normal(on.sum())
     return x.astype(np.float32)
+
+
+def pytest_addoption(parser):
+    parser.addoption(
+        "--vllm-python",
+        default=None,
+        help="python of vLLM's own venv for tests/test_vllm.py (default: $SEGPRUNE_VLLM_PYTHON, then .venv-vllm/bin/python)",
+    )
 
 
 @pytest.fixture(scope="session")
