@@ -390,6 +390,127 @@ def _boundaries(c: Comparison, segment_bounds: np.ndarray | None) -> tuple[list[
     return shapes, [_label(float(t), f"window {i + 2}") for i, t in enumerate(window_edges)]
 
 
+# --------------------------------------------------------------------------- compare all methods
+
+MERGED_COLOR = "#7b1fa2"  # purple: a merge of several tokens (VisionZip's contextual tokens)
+PADDING_FILL = "rgba(32, 33, 36, 0.06)"
+MAX_STRIP_BINS = 600  # time bins per method strip: what is drawn, never what is selected
+PADDING = "padding"
+
+
+def methods_figure(c: Comparison, bins: int = MAX_STRIP_BINS):
+    """Where each method's kept tokens fall: one strip per pruned variant of `c`, on the clip's
+    time axis (the whole window the model receives, its padding shaded), in the order they ran.
+
+    Each strip is cut into at most `bins` equal time bins; a bin is drawn where it keeps at least
+    one token, the more opaque the larger its kept share, purple where the kept rows are merges
+    (VisionZip's contextual tokens) and orange otherwise. Hover gives the bin's span and its kept
+    count. Traces are named after the method labels; `customdata` rows are [start s, end s, kept,
+    tokens]."""
+    from .words import method_label  # words never imports plot: no circle
+
+    tokens = c.tokens
+    n = tokens.n
+    starts = tokens.token_seconds
+    end = float(starts[-1] + tokens.token_duration)
+    count = int(min(bins, n))
+    edges = np.linspace(0.0, end, count + 1)
+    centre_bin = np.clip(np.searchsorted(edges, starts + tokens.token_duration / 2, side="right") - 1, 0, count - 1)
+    per_bin = np.bincount(centre_bin, minlength=count)
+    labels = [method_label(p) for p in c.pruned]  # the table's names (options included); the axis shows the method
+    names = {label: get_method(p.setting.method).label for label, p in zip(labels, c.pruned)}
+    if len(set(names.values())) < len(names):  # two settings of one method: the full labels tell them apart
+        names = {label: label for label in labels}
+    fig = go.Figure()
+    for row, p in enumerate(c.pruned):
+        merged = p.selection.merged if p.selection.merged is not None else np.zeros(p.selection.k, dtype=bool)
+        for flags, color, kind in [(~merged, KEPT_COLOR, "kept"), (merged, MERGED_COLOR, "merged")]:
+            hits = np.bincount(centre_bin[p.selection.indices[flags]], minlength=count)
+            drawn = np.flatnonzero(hits)
+            if kind == "merged" and drawn.size == 0:
+                continue
+            share = hits[drawn] / np.maximum(per_bin[drawn], 1)
+            custom = np.stack([edges[drawn], edges[drawn + 1], hits[drawn], per_bin[drawn]], axis=1)
+            fig.add_trace(
+                go.Scatter(
+                    x=(edges[drawn] + edges[drawn + 1]) / 2,
+                    y=[labels[row]] * drawn.size,
+                    mode="markers",
+                    marker=dict(
+                        symbol="line-ns", size=16, line=dict(color=color, width=2), opacity=0.35 + 0.65 * share
+                    ),
+                    customdata=custom,
+                    name=f"{labels[row]} ({kind})",
+                    legendgroup=kind,
+                    hovertemplate=f"<b>{labels[row]}</b><br>%{{customdata[0]:.2f}} to %{{customdata[1]:.2f}} s<br>"
+                    f"%{{customdata[2]:.0f}} of %{{customdata[3]:.0f}} tokens {kind}<extra></extra>",
+                )
+            )
+    if c.audio_seconds < end:
+        fig.add_shape(
+            type="rect",
+            x0=c.audio_seconds,
+            x1=end,
+            xref="x",
+            y0=0,
+            y1=1,
+            yref="paper",
+            fillcolor=PADDING_FILL,
+            line=dict(width=0),
+            layer="below",
+            name=PADDING,
+        )
+    for t in np.arange(1, len(tokens.window_starts)) * tokens.window_seconds:
+        fig.add_shape(
+            type="line",
+            x0=t,
+            x1=t,
+            xref="x",
+            y0=0,
+            y1=1,
+            yref="paper",
+            line=dict(color=WINDOW_COLOR, width=1.5),
+            opacity=0.6,
+            name=WINDOW_BOUNDARY,
+        )
+    note = "padding shaded: no audio · " if c.audio_seconds < end else ""
+    has_merged = any(p.selection.merged is not None and p.selection.merged.any() for p in c.pruned)
+    key = f"<span style='color:{KEPT_COLOR}'>|</span> kept" + (
+        f" · <span style='color:{MERGED_COLOR}'>|</span> merged" if has_merged else ""
+    )
+    fig.update_layout(
+        title=dict(
+            text=f"<b>Where each method's K = {c.pruned[0].selection.k} tokens fall</b><br>"
+            f"<span style='font-size:12px;color:#5f6368'>{key} · darker: more of the bin kept"
+            f"{'<br>' + note.removesuffix(' · ') if note else ''}</span>",
+            x=0.01,
+            xanchor="left",
+            y=0.97,
+            yanchor="top",
+            yref="container",
+            font=dict(size=14),
+        ),
+        height=110 + 34 * len(c.pruned) + (16 if note else 0),
+        margin=dict(l=10, r=15, t=70 + (16 if note else 0), b=40),
+        showlegend=False,
+        plot_bgcolor="white",
+        paper_bgcolor="white",
+        hovermode="closest",
+    )
+    fig.update_xaxes(range=[0, end], title_text="time (s)", showgrid=True, gridcolor="#eeeeee", zeroline=False)
+    fig.update_yaxes(
+        autorange="reversed",
+        automargin=True,
+        showgrid=False,
+        categoryorder="array",
+        categoryarray=labels,
+        tickmode="array",
+        tickvals=labels,
+        ticktext=[names[label] for label in labels],
+    )
+    return fig
+
+
 __all__ = [
     "AUDIO_END",
     "DRAW_ALL",
@@ -401,6 +522,7 @@ __all__ = [
     "WINDOW_BOUNDARY",
     "envelope",
     "kept_mask",
+    "methods_figure",
     "time_span",
     "token_centres",
     "token_figure",

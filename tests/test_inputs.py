@@ -237,7 +237,7 @@ def test_app_row(client, tiny_models, tmp_path, name, make, overrides, expect):
             client.predict(handle_file(str(path)), *args, api_name="/run")
         one_sentence(str(err.value), *details)
         return
-    summary, _, full_stats, _, pruned_stats, plot, more, _ = client.predict(
+    summary, _, full_stats, _, pruned_stats, plot, more, *_ = client.predict(
         handle_file(str(path)), *args, api_name="/run"
     )
     checks = details[0]
