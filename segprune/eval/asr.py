@@ -14,7 +14,8 @@ lower case; text in brackets or parentheses dropped; punctuation removed (apostr
 contractions expanded first: "don't" -> "do not"); titles spelled out ("mr" -> "mister");
 numbers written as digits on both sides, so espeak-ng's spoken "twenty minutes" and a
 transcript's "20 minutes" agree ("one hundred" -> "100", "twenty-five dollars" -> "$25");
-whitespace collapsed. "neighbours" and "neighbors" still differ.
+whitespace collapsed. "neighbours" and "neighbors" still differ, and a spoken digit string
+joins into one number ("one two three" -> "123"), on both sides alike.
 """
 
 from __future__ import annotations
