@@ -30,6 +30,7 @@ from .args import (
 )
 from .audio import AudioError
 from .bench.cli import register_bench
+from .convert import register_convert
 from .engines.serve import register_vllm_serve
 from .eval.cli import register_eval
 from .methods import DEFAULT_METHOD, METHODS
@@ -90,7 +91,7 @@ def run_command(args) -> int:
     return 0
 
 
-COMMANDS = [register_run, register_bench, register_eval, register_vllm_serve]
+COMMANDS = [register_run, register_bench, register_eval, register_vllm_serve, register_convert]
 
 
 def main(argv: list[str] | None = None) -> int:

