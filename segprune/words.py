@@ -63,7 +63,9 @@ def speedup(s: Speedup) -> str:
     else:
         text = f"{1 / s.ratio:.2f}× slower (×{ratio(1 / s.high)} to ×{ratio(1 / s.low)} slower)"
     if s.suspect and s.verdict != "no pruning":
-        text += f" · suspect: above the square of the token-count bound ×{s.bound:.2f}, so timing noise"
+        text += (
+            f" · suspect: above ×{s.bound**2:.2f}, the square of the token-count bound ×{s.bound:.2f}, so timing noise"
+        )
     return text
 
 

@@ -86,20 +86,49 @@ def vorbis_silence(path: Path, seconds: float, channels: int, rate: int = 192_00
     return path
 
 
+# Forks and execs argv, waits for it and writes its ru_maxrss (KiB) to the pipe fd it is given. A small process of its
+# own, so that the measured child does not inherit the test process's memory high-water mark: on
+# Linux, exec folds the old address space's peak into the new program's ru_maxrss, and a vfork'd
+# child of a 2 GB pytest process would report 2 GB however little it used.
+RSS_LAUNCHER = """import os, sys
+fd, argv = int(sys.argv[1]), sys.argv[2:]
+pid = os.fork()
+if pid == 0:
+    os.close(fd)
+    os.execv(argv[0], argv)
+_, status, usage = os.wait4(pid, 0)
+os.write(fd, str(usage.ru_maxrss).encode())
+sys.exit(min(255, abs(os.waitstatus_to_exitcode(status))))
+"""
+
+
 def peak_rss_mb(argv: list[str], timeout: float = 300) -> tuple[int, str, float]:
     """Run `argv`: (exit code, stderr, the child's peak resident memory in MiB, from its own rusage).
 
-    `os.wait4` reports this child's maximum alone (RUSAGE_CHILDREN would be the largest of every
-    child the test process ever waited for). A child still running after `timeout` s is killed.
+    The child runs under `RSS_LAUNCHER` (see there why); `os.wait4` there reports this child's
+    maximum alone. A child still running after `timeout` s is killed with its launcher.
     """
-    with subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE) as proc:
-        killer = threading.Timer(timeout, proc.kill)
+    import signal
+    import sys
+
+    read_end, write_end = os.pipe()
+    launcher = [sys.executable, "-S", "-c", RSS_LAUNCHER, str(write_end), *argv]
+    with subprocess.Popen(
+        launcher,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        pass_fds=(write_end,),
+        start_new_session=True,
+    ) as proc:
+        os.close(write_end)
+        killer = threading.Timer(timeout, lambda: os.killpg(proc.pid, signal.SIGKILL))
         killer.start()
         try:
             err = proc.stderr.read().decode(errors="replace")  # until the child closes it, i.e. exits
-            _, status, usage = os.wait4(proc.pid, 0)
+            proc.wait()
         finally:
             killer.cancel()
-        proc.returncode = os.waitstatus_to_exitcode(status)
-    assert proc.returncode != -9, f"{argv} ran past {timeout} s"
-    return proc.returncode, err, usage.ru_maxrss / 1024  # ru_maxrss is in KiB on Linux
+        with os.fdopen(read_end, "rb") as pipe:
+            reported = pipe.read()
+    assert proc.returncode != -9 and reported, f"{argv} ran past {timeout} s"
+    return proc.returncode, err, int(reported) / 1024  # ru_maxrss is in KiB on Linux

@@ -12,6 +12,7 @@ Screenshots go to pytest's tmp_path only (under /tmp, never into git).
 
 import io
 import re
+import time
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -115,7 +116,8 @@ def readout(page) -> dict:
         " kept: gd.data.filter(t => t.legendgroup === 'kept').map(t => t.customdata)[0]})"
     )
     custom = plotly_array(plot.pop("kept"))  # plotly's {dtype, bdata, shape} as the page holds it
-    plot["kept"] = sorted(int(i) for i in custom.reshape(-1, 5)[:, 0])
+    rows = custom.reshape(-1, 7)  # [index, start s, end s, kept, silent, merged, padding] (segprune.plot)
+    plot["kept"] = sorted(int(i) for i in rows[:, 0])
     prefills = [
         float(m)
         for box in ("#full-stats", "#pruned-stats")
@@ -177,18 +179,20 @@ def test_microphone_run(open_page, wav_factory):
         permissions=["microphone"],
     )
     page.get_by_role("button", name="Record audio").click()
+    started = time.monotonic()
     page.locator("#audio button.record-button").click()
     # record until the component's own clock reads 2 s
     page.wait_for_function("/^0:0[2-9]$/.test(document.querySelector('#audio time.duration')?.textContent)")
     # Stopping uploads the recording; Run before the upload has answered would send no audio.
     with page.expect_response(lambda r: r.url.endswith("/gradio_api/upload") and r.ok):
         page.locator("#audio button.stop-button").click()
+    recorded = time.monotonic() - started  # an upper bound of the recording's length
     page.wait_for_selector("#audio audio[src]", state="attached")
     # the component holds the uploaded file as its value once its download link points at the server's copy
     page.wait_for_selector("#audio a[download][href*='/gradio_api/file=']", state="attached")
     run_and_wait(page)
     got = readout(page)
-    assert 25 <= got["n"] <= 100  # about 2.5 s of recording at 25 tokens per second
+    assert 45 <= got["n"] <= 25 * recorded + 25  # 2 s or more of recording (as long as it ran), 25 tokens/s
     assert got["points"] == got["n"] and got["kept_points"] == got["k"] == keep_count(got["n"], 0.25)
     assert len(got["prefills"]) == 2
 

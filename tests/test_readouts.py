@@ -62,7 +62,10 @@ def test_a_suspect_speedup_is_flagged_not_celebrated():
     assert c.speedup(c.pruned[0]).suspect
     head = words.headline(c, LLM)
     assert first_line(head).startswith("## Prompt 298 → 100 tokens") and "faster" not in first_line(head)
-    assert "⚠️ LLM prefill 20.00× faster" in head and "suspect: above 1.5× the token-count bound ×2.98" in head
+    assert (
+        "⚠️ LLM prefill 20.00× faster" in head
+        and "suspect: above ×8.88, the square of the token-count bound ×2.98" in head
+    )
     assert words.table_rows(c)[1][5].endswith("· suspect")
 
 
