@@ -23,7 +23,8 @@ import numpy as np
 import torch
 
 import segprune
-from segprune.audio import load_audio, silent_tokens
+from segprune.audio import load_audio
+from segprune.silence import silent_tokens
 from segprune.eval.asr import normalize, word_error_rate
 from segprune.methods import METHODS, keep_count, select
 from segprune.models.packaged import packaged_whisper
