@@ -30,7 +30,7 @@ from pathlib import Path
 
 from segprune.args import DTYPES, add_engine_arguments, make_engine, positive_float, positive_int, torch_dtype
 from segprune.demo import CSS, make_request, make_selection, on_page
-from segprune.methods import DEFAULT_METHOD, DEFAULT_SEGMENTS, METHODS, get_method
+from segprune.methods import DEFAULT_SEGMENTS, METHODS, get_method
 from segprune.models import DEFAULT_MODEL, registry
 from segprune.request import Limits
 
@@ -132,11 +132,11 @@ def build_demo(
             with gr.Column(elem_id="settings-col", min_width=0):
                 method = widgets.Radio(
                     [(m.label, m.name) for m in METHODS.values()],
-                    value=DEFAULT_METHOD,
+                    value=lm.default_method,
                     label="Pruning method",
                     elem_id="method",
                 )
-                method_info = gr.Markdown(METHODS[DEFAULT_METHOD].summary, elem_id="method-info")
+                method_info = gr.Markdown(METHODS[lm.default_method].summary, elem_id="method-info")
                 with gr.Row():
                     keep = widgets.Number(
                         DEFAULT_KEEP,

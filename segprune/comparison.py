@@ -221,6 +221,7 @@ def prune_tokens(tokens: AudioTokens, setting: Setting) -> tuple[Selection, torc
         setting.keep_ratio,
         embeddings=tokens.embeddings if method.needs_embeddings else None,
         silent=tokens.silent if setting.drop_silent else None,
+        audio_end=tokens.audio_end,
     )
     select_ms = (time.perf_counter() - start) * 1e3
     if selection.embeddings is not None:

@@ -22,6 +22,10 @@ to the classes, in display order:
   to audio: the top K_d tokens by score (dominant) plus K_c = round(K * r / (1 + r)) contextual
   tokens, each the mean of an evenly spaced "target" token and the remaining tokens most similar to it.
 - ``adaptive-segmentwise(segments=10)``  segment budgets proportional to attention mass.
+- ``speech-segmentwise(segments=10, pad_share=0.25, pad_after=50, pad_tail=50)``  for a window
+  padded past the audio (Whisper's 1500 frames): Segmentwise Top-K over the audio region
+  [0, audio_end) plus a padding budget that always holds the window's last frames and the frames
+  right after the audio ends (see `speech_segmentwise`); Segmentwise Top-K itself where audio_end = N.
 - ``divprune``     greedy max-min diversity of the embeddings (Alvar et al., CVPR 2025).
 - ``random(seed=0)``  K distinct tokens drawn with ``np.random.default_rng(seed)``.
 - ``bottomk``      the K lowest scores (a sanity check: it should do worst).
@@ -53,6 +57,7 @@ __all__ = [
     "DEFAULT_METHOD",
     "DEFAULT_SEGMENTS",
     "METHODS",
+    "SPEECH_METHOD",
     "Method",
     "Selection",
     "get_method",
@@ -64,6 +69,7 @@ __all__ = [
 
 DEFAULT_METHOD = "segmentwise"
 DEFAULT_SEGMENTS = 10
+SPEECH_METHOD = "speech-segmentwise"  # the default of families whose window is padded past the audio (Whisper)
 VISIONZIP_CONTEXT_RATIO = 0.18  # contextual / dominant tokens, as in the VisionZip paper
 
 
@@ -331,6 +337,75 @@ def adaptive_segmentwise(
     return Selection(np.flatnonzero(kept), n, segment_bounds=bounds)
 
 
+def speech_segmentwise(
+    scores: np.ndarray,
+    k: int,
+    audio_end: int,
+    segments: int = DEFAULT_SEGMENTS,
+    pad_share: float = 0.25,
+    pad_after: int = 50,
+    pad_tail: int = 50,
+    silent: np.ndarray | None = None,
+) -> Selection:
+    """Speech Segmentwise: Segmentwise Top-K over the audio region of a padded window plus a
+    padding budget that starts with the window's last frames and the frames right after the audio.
+
+    scores [N] -> k indices. Whisper's encoder always sees a 30 s window: a 4 s clip is 200 of its
+    N = 1500 frames, the other 1300 encode the zero padding after it. Its decoder needs some of that
+    padding (it reads there where the speech ends, and stops), but not most of it: Segmentwise
+    Top-K over the whole window spends ~85 % of K on padding for a short clip and starves the
+    speech; Top-K and dropping silent frames swing the other way and may keep no padding at all.
+    So K is split between [0, audio_end) and [audio_end, N):
+
+    1. a padding budget P = min(ceil(pad_share * k), N - audio_end), filled in this order: the
+       window's last `pad_tail` frames, from the very last backwards; then the `pad_after` frames
+       right after the audio ends; then the best-scoring other padding frames;
+    2. the k - P others go to the audio region by Segmentwise Top-K: S_eff = min(segments, k - P)
+       near-equal segments of [0, audio_end), floor((k - P) / S_eff) best-scoring frames each, the
+       leftover to its best-scoring frames not yet kept; given `silent` [N] bool, the region's
+       silent frames are dropped first (`silence.drop_silent_first`), the padding budget stays;
+    3. if the audio region has fewer frames than its share it is kept whole and the remaining
+       slots go to padding (in the order of 1).
+
+    Exactly k strictly increasing indices; ties go to the lower index; k = N keeps every frame;
+    with no padding (audio_end = N) it is Segmentwise Top-K itself (with silent frames dropped
+    first, given `silent`). Records the audio region's segment boundaries (their last entry is
+    audio_end; None where no segment was drawn: no slot for the audio, or fewer non-silent
+    frames than its slots). Requires 1 <= k <= N, 1 <= audio_end <= N, 0 <= pad_share <= 1,
+    pad_after, pad_tail >= 0.
+    """
+    n = scores.shape[0]
+    kept = np.zeros(n, dtype=bool)
+    padding = np.arange(audio_end, n)
+    pad_budget = min(math.ceil(pad_share * k), padding.size)
+    speech_budget = min(k - pad_budget, audio_end)
+    pad_budget = k - speech_budget  # the audio region may be too short for its share
+
+    # padding: the window's last frames (from the very last backwards), then the frames right
+    # after the audio, then the best-scoring others
+    first = np.concatenate([padding[::-1][:pad_tail], padding[:pad_after]])
+    first = first[np.sort(np.unique(first, return_index=True)[1])]  # in order of priority, once each
+    kept[first[:pad_budget]] = True
+    rest = pad_budget - min(pad_budget, first.size)
+    if rest:
+        others = padding[~kept[padding]]
+        kept[others[_top_indices(scores[others], rest)]] = True
+
+    # the audio region: Segmentwise Top-K over [0, audio_end), its silent frames dropped first
+    bounds = None
+    if speech_budget:
+        head = scores[:audio_end]
+        if silent is None:
+            chosen = segmentwise(head, speech_budget, segments)
+            idx, bounds = chosen.indices, chosen.segment_bounds
+        else:
+            idx, _, bounds = silence.drop_silent_first(
+                lambda x, kk, _: segmentwise(x, kk, segments), head, speech_budget, silent[:audio_end]
+            )
+        kept[idx] = True
+    return Selection(np.flatnonzero(kept), n, segment_bounds=bounds)
+
+
 def divprune(scores: np.ndarray, k: int, embeddings: torch.Tensor) -> Selection:
     """DivPrune: greedy max-min cosine-distance selection over embeddings [N, H] -> k indices.
 
@@ -380,6 +455,7 @@ class Method:
     needs_embeddings: ClassVar[bool] = False
     merges: ClassVar[bool] = False  # returns merged embeddings (anchors as indices)
     drops_silent_itself: ClassVar[bool] = False  # takes `silent` itself; else silent tokens are dropped first
+    reads_audio_end: ClassVar[bool] = False  # takes `audio_end` (where a window's padding starts) in `choose`
 
     def choose(self, scores: np.ndarray, k: int, embeddings: torch.Tensor | None = None, silent=None) -> Selection:
         raise NotImplementedError
@@ -476,6 +552,37 @@ class AdaptiveSegmentwise(Method):
 
 
 @dataclass(frozen=True)
+class SpeechSegmentwise(Method):
+    name: ClassVar[str] = "speech-segmentwise"
+    label: ClassVar[str] = "Speech Segmentwise"
+    source: ClassVar[str] = f"segprune: Segmentwise Top-K ({_PAPER}) for a window padded past the audio (Whisper)"
+    summary: ClassVar[str] = (
+        "Segmentwise over the audio, plus a padding budget (a quarter of K) holding the window's last frames and "
+        "the second after the audio: Whisper's default; Segmentwise itself where nothing is padding."
+    )
+    drops_silent_itself: ClassVar[bool] = True  # padding is silent: only the audio region's silences go last
+    reads_audio_end: ClassVar[bool] = True
+    segments: int = DEFAULT_SEGMENTS
+    pad_share: float = 0.25
+    pad_after: int = 50
+    pad_tail: int = 50
+
+    def __post_init__(self):
+        _check_int(self.name, "segments", self.segments, 1)
+        _check_int(self.name, "pad_after", self.pad_after, 0)
+        _check_int(self.name, "pad_tail", self.pad_tail, 0)
+        r = self.pad_share
+        if not isinstance(r, numbers.Real) or isinstance(r, bool) or not (0 <= float(r) <= 1):
+            raise ValueError(f"speech-segmentwise's option pad_share must be a number from 0 to 1, got {_shown(r)}.")
+
+    def choose(self, scores, k, embeddings=None, silent=None, audio_end=None):
+        end = scores.shape[0] if audio_end is None else audio_end
+        return speech_segmentwise(
+            scores, k, end, self.segments, float(self.pad_share), self.pad_after, self.pad_tail, silent
+        )
+
+
+@dataclass(frozen=True)
 class DivPrune(Method):
     name: ClassVar[str] = "divprune"
     label: ClassVar[str] = "DivPrune"
@@ -531,7 +638,8 @@ class Uniform(Method):
 
 
 METHODS: dict[str, type[Method]] = {
-    m.name: m for m in [Segmentwise, TopK, VisionZip, AdaptiveSegmentwise, DivPrune, Random, BottomK, Uniform]
+    m.name: m
+    for m in [Segmentwise, TopK, VisionZip, AdaptiveSegmentwise, SpeechSegmentwise, DivPrune, Random, BottomK, Uniform]
 }
 
 
@@ -564,6 +672,7 @@ def select(
     *,
     embeddings: torch.Tensor | None = None,
     silent: np.ndarray | None = None,
+    audio_end: int | None = None,
     **options,
 ) -> Selection:
     """Run a method: scores [N] (+ embeddings [N, H]) -> Selection of K tokens.
@@ -575,6 +684,9 @@ def select(
     embeddings: [N, H] torch tensor; required by methods with ``needs_embeddings``.
     silent: optional bool [N], tokens in silent stretches: they are dropped first (any method
         keeps non-silent tokens before silent ones; still exactly K). See `segprune.silence`.
+    audio_end: tokens [audio_end, N) cover no audio (`AudioTokens.audio_end`: a window's padding),
+        1 <= audio_end <= N; None means N. Read by methods with ``reads_audio_end``
+        (speech-segmentwise), ignored by the others.
     Raises ValueError with a plain sentence on any invalid input.
     """
     if isinstance(method, Method):
@@ -601,13 +713,21 @@ def select(
             raise ValueError(f"Embeddings must be a torch tensor of shape [{n}, H], got {shape}.")
     elif m.needs_embeddings:
         raise ValueError(f"Method {m.name!r} needs the token embeddings [N, H]; none were given.")
+    extra = {}
+    if audio_end is not None:
+        if not _is_int(audio_end) or not 1 <= audio_end <= n:
+            raise ValueError(
+                f"audio_end must be a token index from 1 to {n} (where the padding starts), got {_shown(audio_end)}."
+            )
+        if m.reads_audio_end:
+            extra["audio_end"] = int(audio_end)
     if silent is None:
-        return m.choose(scores, k, embeddings)
+        return m.choose(scores, k, embeddings, **extra)
     silent = np.asarray(silent)
     if silent.shape != (n,) or silent.dtype != np.bool_:
         raise ValueError(f"The silence mask must be a boolean array of shape [{n}], got {silent.dtype} {silent.shape}.")
     if m.drops_silent_itself:
-        return m.choose(scores, k, embeddings, silent)
+        return m.choose(scores, k, embeddings, silent, **extra)
     indices, rows, bounds = silence.drop_silent_first(
         lambda s, kk, e: m.choose(s, kk, e), scores, k, silent, embeddings
     )

@@ -11,6 +11,7 @@ import pytest
 import soundfile
 
 from segprune.cli import main
+from segprune.methods import get_method
 from segprune.models import registry
 from tests.conftest import SECONDS, TINY_KEYS, expected_tokens, expected_windows
 
@@ -56,7 +57,11 @@ def test_run_json_fields_are_consistent(capsys, wav_factory, key):
         assert record[side]["prefill_ms"] > 0
     n = record["n_audio_tokens"]
     assert n == expected_tokens(family, seconds)
-    assert record["method"] == "segmentwise" and record["options"] == {"segments": 10} and record["keep_ratio"] == 0.25
+    # no --method: the family's default (Whisper: speech-segmentwise, the others: segmentwise), all options shown
+    assert (
+        record["method"] == family.default_method == ("speech-segmentwise" if key == "tiny-whisper" else "segmentwise")
+    )
+    assert record["options"] == get_method(family.default_method).option_defaults() and record["keep_ratio"] == 0.25
     assert len(record["kept_indices"]) == record["n_kept"] == math.floor(0.25 * n + 0.5)
     assert record["kept_indices"] == sorted(set(record["kept_indices"]))
     assert len(record["scores"]) == len(record["token_seconds"]) == n
@@ -175,3 +180,20 @@ def test_a_successful_run_prints_only_segprune_s_own_lines(wav_factory):
     assert proc.returncode == 0, proc.stderr
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
     assert lines and all(line.startswith("segprune: ") for line in lines), proc.stderr
+
+
+def test_whisper_default_method_is_resolved_for_a_folder_too_and_an_explicit_method_wins(capsys, wav_factory, tmp_path):
+    """A model given as a folder has no registry entry: its family's default is read once it is loaded."""
+    from segprune.models.tiny import tiny_model
+    from segprune.models.whisper import WhisperLM
+
+    lm = tiny_model(WhisperLM)
+    lm.model.save_pretrained(tmp_path / "w")
+    lm.processor.save_pretrained(tmp_path / "w")
+    wav = wav_factory(2.0)
+    code, record, _ = run_json(capsys, wav, str(tmp_path / "w"), "--max-new-tokens", "2")
+    assert code == 0 and record["method"] == "speech-segmentwise"
+    code, record, _ = run_json(capsys, wav, "tiny-whisper", "--method", "segmentwise", "--max-new-tokens", "2")
+    assert code == 0 and record["method"] == "segmentwise" and record["options"] == {"segments": 10}
+    code, _, err = run_json(capsys, wav, "tiny-whisper", "--seed", "3")  # checked before the model loads
+    assert code == 2 and "has no option --seed; its options: --segments, --pad-share" in err

@@ -172,7 +172,7 @@ def test_segment_bounds_rejects_bad_counts(n, s):
 
 def test_registry_order_and_metadata():
     paper = ["segmentwise", "topk", "visionzip"]
-    beyond = ["adaptive-segmentwise", "divprune"]
+    beyond = ["adaptive-segmentwise", "speech-segmentwise", "divprune"]
     assert list(METHODS) == [*paper, *beyond, "random", "bottomk", "uniform"]
     assert DEFAULT_METHOD == "segmentwise" and DEFAULT_SEGMENTS == 10
     for name, m in METHODS.items():
@@ -181,7 +181,9 @@ def test_registry_order_and_metadata():
     assert "2511.14293" in METHODS["segmentwise"].source
     assert "2412.04467" in METHODS["visionzip"].source
     assert "2503.02175" in METHODS["divprune"].source
-    assert [n for n, m in METHODS.items() if m.takes("segments")] == ["segmentwise", "adaptive-segmentwise"]
+    segmentwise_family = ["segmentwise", "adaptive-segmentwise", "speech-segmentwise"]
+    assert [n for n, m in METHODS.items() if m.takes("segments")] == segmentwise_family
+    assert [n for n, m in METHODS.items() if m.reads_audio_end] == ["speech-segmentwise"]
     assert [n for n, m in METHODS.items() if m.needs_embeddings] == ["visionzip", "divprune"]
     assert [n for n, m in METHODS.items() if m.merges] == ["visionzip"]
 

@@ -10,7 +10,8 @@ import pytest
 import torch
 
 import segprune
-from segprune import METHODS, Setting, compare, load_audio
+from segprune import METHODS, Setting, compare, keep_count, load_audio, prune_tokens
+from segprune.comparison import encode_clip
 from segprune.eval.asr import normalize
 
 ASSETS = Path(__file__).resolve().parents[1] / "assets"
@@ -75,3 +76,48 @@ def test_bottom_k_is_worse_than_top_k_at_a_quarter(tiny_en):
     references = [ref for _, ref in clips]
     top, bottom = wer(references, texts["topk"]), wer(references, texts["bottomk"])
     assert top <= 30.0 and bottom >= top + 40.0, (top, bottom, texts)
+
+
+# held-out clips (other voices and sentences than the tune-* clips the policy's options were chosen on)
+# that the full model transcribes well, so that "within 10 points of full" can fail
+HELD_OUT = ["heldout-01", "heldout-06", "heldout-08"]
+
+
+@pytest.fixture(scope="module")
+def held_out(tiny_en):
+    """(EncodedClip, reference) of the HELD_OUT clips, encoded once as the app does."""
+    return [(encode_clip(tiny_en, path, PROMPT), ref) for path, ref in speech_set(HELD_OUT)]
+
+
+def test_whisper_default_policy_at_a_quarter_stays_within_10_wer_points_of_full(tiny_en, held_out):
+    """Measured (tiny.en): WER full 6.9, speech-segmentwise@0.25 6.9, segmentwise@0.25 37.9."""
+    assert tiny_en.default_method == "speech-segmentwise"
+    references = [ref for _, ref in held_out]
+
+    def transcribe(setting: Setting | None) -> list[str]:
+        kept = []
+        for e, _ in held_out:
+            if setting is None:
+                kept.append(e.tokens.embeddings)
+                continue
+            selection, rows, _ = prune_tokens(e.tokens, setting)
+            assert selection.k == rows.shape[0] == keep_count(1500, setting.keep_ratio)  # exactly K
+            assert e.tokens.audio_end < 1500 and (selection.indices >= e.tokens.audio_end).any()  # padding kept too
+            kept.append(rows)
+        return [g.text for g in tiny_en.generate(tiny_en.assemble(None, kept), 24)]
+
+    full = wer(references, transcribe(None))
+    default = wer(references, transcribe(Setting(tiny_en.default_method, 0.25)))
+    plain = wer(references, transcribe(Setting("segmentwise", 0.25)))
+    assert full <= 15.0 and default <= full + 10.0, (full, default)
+    assert plain >= default + 10.0, (plain, default)  # the Whisper default is the better policy
+
+
+def test_keep_one_through_the_whisper_default_is_native_generate(tiny_en, held_out):
+    e, _ = held_out[1]
+    with torch.inference_mode():
+        native = tiny_en.model.generate(**e.inputs, max_new_tokens=24, do_sample=False, num_beams=1)[0].tolist()
+    selection, rows, _ = prune_tokens(e.tokens, Setting(tiny_en.default_method, 1.0))
+    assert selection.indices.tolist() == list(range(1500))
+    (g,) = tiny_en.generate(tiny_en.assemble(None, [rows]), 24)
+    assert g.token_ids == native

@@ -63,6 +63,7 @@ def summarise(task: Task, items: list[Item], records: list[dict], keys: list[str
         "task": task.name,
         "title": task.title,
         "metric": task.metric,
+        "lower_is_better": task.lower_is_better,
         "n_items": len(complete),
         "n_items_requested": len(items),
         "incomplete_items": [item.id for item in items if item.id not in {c.id for c in complete}],
@@ -81,7 +82,7 @@ def _relative(value: float, reference: float | None) -> float | None:
 def _fmt(value, metric: str) -> str:
     if value is None:
         return "n/a"
-    return f"{value:.1f}" if metric.startswith("accuracy") else f"{value:.3f}"
+    return f"{value:.1f}" if metric.startswith(("accuracy", "wer", "cer")) else f"{value:.3f}"
 
 
 def table(results: dict, model: str, random_weights: bool) -> str:

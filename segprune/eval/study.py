@@ -8,7 +8,7 @@ Every (model, task, score source) is one resumable `segprune eval` run in its ow
 --out (interrupt and rerun the same command: finished items are not recomputed). Every method of
 the registry runs by default, so methods added later join the study with no change here. The
 study then writes `study.md` and `study.json`: for each model, task and keep ratio, the methods
-ranked by the task's metric, the winner, its margin over the runner-up and over the paper's
+ranked by the task's metric, best first (lowest first for a lower-is-better metric: WER), the winner, its margin over the runner-up and over the paper's
 Segmentwise Top-K, and the prefill speedup. Offline, pass `--manifest TASK=FILE.jsonl` per task.
 """
 
@@ -21,6 +21,7 @@ from pathlib import Path
 
 from ..args import DTYPES, keep_ratio, positive_int, repeat_count
 from ..methods import METHODS
+from . import TASKS
 from .runner import FULL
 
 PAPER_METHOD = "segmentwise"
@@ -63,16 +64,28 @@ def run_evals(args) -> list[Path]:
 
 
 def winners(results: dict, score_layers: int) -> list[dict]:
-    """Rank the settings of one eval run per keep ratio by the task's metric (higher is better)."""
+    """Rank the settings of one eval run per keep ratio by the task's metric, best first: higher
+    is better, or lower where the results say `lower_is_better` (WER). A missing value ranks last.
+    Margins are how much better the winner is, in the metric's units (positive: the winner leads)."""
     metric = results["metric"]
+    lower = results.get("lower_is_better")
+    if lower is None:  # a results.json written before the direction was recorded: the task's own
+        lower = TASKS[results["task"]].lower_is_better if results.get("task") in TASKS else False
+    sign = -1.0 if lower else 1.0
     rows = [r for r in results["rows"] if "metrics" in r and r["setting"] != FULL]
     full = next(r for r in results["rows"] if r["setting"] == FULL)
     out = []
+
+    def rank(r: dict) -> tuple:
+        value = r["metrics"].get(metric)
+        return (float("inf") if value is None else -sign * value, list(METHODS).index(r["method"]))
+
+    def lead(a: dict, b: dict) -> float | None:
+        d = _diff(a, b, metric)
+        return None if d is None else sign * d
+
     for keep in sorted({r["keep_ratio"] for r in rows}, reverse=True):
-        ranked = sorted(
-            (r for r in rows if r["keep_ratio"] == keep),
-            key=lambda r: (-(r["metrics"].get(metric) or float("-inf")), list(METHODS).index(r["method"])),
-        )
+        ranked = sorted((r for r in rows if r["keep_ratio"] == keep), key=rank)
         best = ranked[0]
         paper = next((r for r in ranked if r["method"] == PAPER_METHOD and not r.get("drop_silent")), None)
         out.append(
@@ -80,11 +93,12 @@ def winners(results: dict, score_layers: int) -> list[dict]:
                 "keep_ratio": keep,
                 "score_layers": score_layers,
                 "metric": metric,
+                "lower_is_better": sign < 0,
                 "full": full["metrics"].get(metric),
                 "winner": _name(best),
                 "winner_value": best["metrics"].get(metric),
-                "margin_over_runner_up": _diff(best, ranked[1], metric) if len(ranked) > 1 else None,
-                "margin_over_segmentwise": _diff(best, paper, metric) if paper else None,
+                "margin_over_runner_up": lead(best, ranked[1]) if len(ranked) > 1 else None,
+                "margin_over_segmentwise": lead(best, paper) if paper else None,
                 "winner_speedup": best.get("prefill_speedup"),
                 "ranking": [[_name(r), r["metrics"].get(metric)] for r in ranked],
             }
@@ -140,7 +154,7 @@ def markdown(study: dict) -> str:
                 str(run["n_items"]),
                 str(w["score_layers"]),
                 f"{100 * w['keep_ratio']:g} %",
-                w["metric"],
+                w["metric"] + (" (lower is better)" if w.get("lower_is_better") else ""),
                 _num(w["full"]),
                 w["winner"],
                 _num(w["winner_value"]),

@@ -28,6 +28,7 @@ class Task:
     name: str
     title: str  # as the paper's table names it
     metric: str  # primary metric key in Scores.values
+    lower_is_better: bool = False  # the metric's direction (WER: lower is better); rankings follow it
     hub_id: str
     hub_config: str | None
     hub_split: str

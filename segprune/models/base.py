@@ -43,6 +43,7 @@ import torch
 from torch import nn
 
 from ..audio import Audio
+from ..methods import DEFAULT_METHOD
 from ..scoring import ReceivedAttention, Span, normalise, pool_scores, whisper_qk
 from ..timing import Stopwatch, synchronize
 from .eager import NoEagerBaseline
@@ -80,6 +81,7 @@ class AudioLM:
     frames_per_token: ClassVar[int] = 2  # encoder frames pooled (or concatenated) into one token
     attends_padding: ClassVar[bool] = False  # the encoder has no key mask: padding frames are keys too
     uses_prompt: ClassVar[bool] = True  # the prompt text reaches the model (Whisper: no)
+    default_method: ClassVar[str] = DEFAULT_METHOD  # the selection method the app and `segprune run` start at
     feature_mask_key: ClassVar[str | None]  # None: the processor returns no mask (all frames valid)
     tiny_audio: ClassVar[dict]  # encoder config fields of the tiny variant
     tiny_text: ClassVar[dict | None] = None  # language-model config fields of the tiny variant (None: shared)

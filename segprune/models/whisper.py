@@ -34,6 +34,7 @@ from transformers import (
 from transformers.modeling_outputs import BaseModelOutput
 
 from ..audio import Audio
+from ..methods import SPEECH_METHOD
 from ..timing import Stopwatch
 from . import prompts
 from .base import AudioLM, StepClock
@@ -110,6 +111,7 @@ class WhisperLM(AudioLM):
     token_duration = 0.02  # one encoder frame
     frames_per_token = 1
     uses_prompt = False  # Whisper transcribes; the prompt text is not used
+    default_method = SPEECH_METHOD  # Segmentwise over the speech + a padding budget (methods.speech_segmentwise)
     feature_mask_key = None  # the encoder has no mask: all 1500 frames are used
     tiny_audio = dict(d_model=64, encoder_layers=2, encoder_attention_heads=4, encoder_ffn_dim=128)
     tiny_text = dict(decoder_layers=2, decoder_attention_heads=4, decoder_ffn_dim=128)
