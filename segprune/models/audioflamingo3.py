@@ -3,13 +3,23 @@
 Audio path: the processor cuts the clip into 30 s windows (at most 20: 10 minutes), each padded
 to 3000 mel frames; a Whisper-large-v3-style encoder -> 2x average pooling -> LayerNorm -> MLP
 projector gives 750 tokens per full window, 25 per second. `get_audio_features` is the native seam.
+The log-mel features are computed two windows at a time (`inputs`): the processor's values, with
+temporaries that stay the same size whatever the clip's length.
 """
 
 from __future__ import annotations
 
-import torch
-from transformers import AudioFlamingo3Config, AudioFlamingo3ForConditionalGeneration, AudioFlamingo3Processor
+from typing import ClassVar
 
+import torch
+from transformers import (
+    AudioFlamingo3Config,
+    AudioFlamingo3ForConditionalGeneration,
+    AudioFlamingo3Processor,
+    BatchFeature,
+)
+
+from ..audio import Audio
 from .decoder_only import DecoderOnlyLM
 from .tiny import TINY_INIT_STD, byte_tokenizer, chatml_template, seeded_init, text_config, whisper_features
 
@@ -21,6 +31,48 @@ class AudioFlamingo3LM(DecoderOnlyLM):
     audio_first = False  # the model card puts the text before the audio; the template moves <sound> first
     feature_mask_key = "input_features_mask"
     tiny_audio = dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, intermediate_size=128)
+
+    windows_per_call: ClassVar[int] = 2  # the feature extractor runs on at most this many 30 s windows at a time
+
+    def __init__(self, model, processor, name: str | None = None):
+        super().__init__(model, processor, name)
+        limit = getattr(processor, "max_audio_len", None)
+        if limit:  # the processor decides (a saved folder of another checkpoint of these classes too): whole windows
+            window = processor.feature_extractor.chunk_length
+            self.max_seconds = float(int(limit // window) * window)
+
+    def inputs(self, audio: Audio, prompt: str):
+        """The processor's output, its log-mel features computed a few windows at a time.
+
+        The processor cuts the clip into 30 s windows and transforms all of them in one batch,
+        whose temporaries (the padded waveforms, their sample-level mask, the complex spectra) take
+        about 20 MB per window (1.1 GB at 30 minutes), and whose mask is a strided view of a
+        sample-level mask 160 times its size. Every window is padded and transformed on its own, so
+        `windows_per_call` windows at a time give the same features (tests/test_long.py checks them
+        against the processor's own); the text is then tokenised with the placeholder already
+        expanded to all N tokens, as the processor expands it.
+        """
+        seconds = self.processor.feature_extractor.chunk_length
+        window = int(audio.sample_rate * seconds)
+        samples = audio.samples[: int(self.processor.max_audio_len // seconds) * window]  # as the processor cuts
+        if samples.shape[0] <= self.windows_per_call * window:
+            return super().inputs(audio, prompt)
+        text = self.chat_text(prompt)
+        windows = -(-samples.shape[0] // window)
+        n, features, mask = 0, None, None
+        for first in range(0, windows, self.windows_per_call):
+            piece = samples[first * window : (first + self.windows_per_call) * window]
+            part = self.processor(text=text, audio=piece, sampling_rate=audio.sample_rate)
+            if features is None:  # filled in place: no second copy of the clip's features
+                features = part["input_features"].new_empty((windows, *part["input_features"].shape[1:]))
+                mask = part[self.feature_mask_key].new_empty((windows, *part[self.feature_mask_key].shape[1:]))
+            last = first + part["input_features"].shape[0]
+            features[first:last], mask[first:last] = part["input_features"], part[self.feature_mask_key]
+            n += self.audio_counts(part)[0]
+        expansion = self.processor.replace_audio_token({"num_audio_tokens": [n]}, 0)
+        out = dict(self.tokenizer(text.replace(self.processor.audio_token, expansion, 1), return_tensors="pt"))
+        out["input_features"], out[self.feature_mask_key] = features, mask
+        return BatchFeature(out)
 
     def audio_embeddings(self, features: torch.Tensor, feature_mask: torch.Tensor, input_ids=None) -> torch.Tensor:
         return self.model.model.get_audio_features(features, feature_mask, return_dict=True).pooler_output
