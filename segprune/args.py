@@ -40,6 +40,14 @@ def positive_int(text: str) -> int:
     return value
 
 
+def repeat_count(text: str) -> int:
+    """argparse type for --repeats: a whole number from 1 to 1000 (timing rounds)."""
+    value = positive_int(text)
+    if value > 1000:
+        raise argparse.ArgumentTypeError(f"expected at most 1000 timing rounds, got {text[:20]}")
+    return value
+
+
 def non_negative_int(text: str) -> int:
     """argparse type: a whole number of at least 0."""
     try:
@@ -208,5 +216,6 @@ __all__ = [
     "option_flags",
     "positive_float",
     "positive_int",
+    "repeat_count",
     "torch_dtype",
 ]

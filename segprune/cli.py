@@ -26,9 +26,11 @@ from .args import (
     make_engine,
     method_options,
     positive_int,
+    repeat_count,
 )
 from .audio import AudioError
 from .bench.cli import register_bench
+from .convert import register_convert
 from .engines.serve import register_vllm_serve
 from .eval.cli import register_eval
 from .methods import DEFAULT_METHOD, METHODS
@@ -48,7 +50,7 @@ def register_run(subparsers) -> None:
     p.add_argument("--max-new-tokens", type=positive_int, default=64)
     p.add_argument(
         "--repeats",
-        type=positive_int,
+        type=repeat_count,
         default=None,
         help="prefill timing rounds (default: adaptive, 5 to 30 rounds until 0.5 s is measured per prompt)",
     )
@@ -89,7 +91,7 @@ def run_command(args) -> int:
     return 0
 
 
-COMMANDS = [register_run, register_bench, register_eval, register_vllm_serve]
+COMMANDS = [register_run, register_bench, register_eval, register_vllm_serve, register_convert]
 
 
 def main(argv: list[str] | None = None) -> int:

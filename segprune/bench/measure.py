@@ -8,6 +8,7 @@ apart from the timing, one phase at a time (`memory.PeakMemory`).
 
 from __future__ import annotations
 
+import math
 import sys
 import time
 from collections.abc import Callable
@@ -22,7 +23,9 @@ from ..comparison import EncodedClip, InProcess, Setting, encode_clip, prepare, 
 from ..methods import DEFAULT_METHOD, METHODS, keep_count, make_method, select
 from ..models.base import AudioLM, NoEagerBaseline
 from ..models.types import AudioTokens
-from ..timing import interleaved
+from ..timing import Repeats, Stopwatch, interleaved
+from ..timing import speedup as speedup_of
+from .estimate import FirstLook, Progress, plan
 from .memory import PeakMemory
 from .result import SELECTION_N, BaselineRow, EncoderRow, PrefillRow, SelectionRow
 
@@ -53,7 +56,7 @@ def synthetic_audio(seconds: float, seed: int = 0):
     return from_samples((0.1 * rng.standard_normal(round(seconds * 16000))).astype(np.float32), 16000)
 
 
-def _log(message: str) -> None:
+def log_progress(message: str) -> None:
     print(f"[bench] {message}", file=sys.stderr, flush=True)
 
 
@@ -150,7 +153,7 @@ def measure_prefill(lm: AudioLM, clip: EncodedClip, seconds: float, opts: Option
     variants = prepare(lm, clip, settings)
     engine = CpuTimed(lm)
     decode_tokens = opts.decode_tokens if opts.decode_tokens > 1 else 0
-    runs = run_variants(variants, engine, decode_tokens, opts.repeats, lm.device)
+    runs = run_variants(variants, engine, decode_tokens, Repeats.fixed(opts.repeats, opts.warmup), lm.device)
     on_cpu = lm.device.type == "cpu"
     cpu_ms = [float(np.median(engine.cpu_ms[id(v.inputs)][opts.warmup :])) for v in variants] if on_cpu else None
     full = runs[0]
@@ -159,8 +162,8 @@ def measure_prefill(lm: AudioLM, clip: EncodedClip, seconds: float, opts: Option
         with PeakMemory(lm.device) as mem:
             lm.prefill(variant.inputs)
         decode = run.decode_ms_per_token
-        speedup = full.prefill_ms / run.prefill_ms
-        bound = full.prompt_tokens / run.prompt_tokens
+        verdict = speedup_of(full.prefill, run.prefill, full.prompt_tokens, run.prompt_tokens)
+        speedup, bound = verdict.ratio, verdict.bound
         rows.append(
             PrefillRow(
                 seconds=seconds,
@@ -181,6 +184,10 @@ def measure_prefill(lm: AudioLM, clip: EncodedClip, seconds: float, opts: Option
                 cpu_speedup=cpu_ms[0] / cpu_ms[i] if cpu_ms else None,
                 decode_ms_per_token=None if not np.isfinite(decode) else float(decode),
                 peak_mb=mem.mb,
+                prefill_ms_spread=list(run.prefill_ms_spread),
+                speedup_interval=[verdict.low, verdict.high],
+                verdict=verdict.verdict,
+                suspect=verdict.suspect,
             )
         )
     return rows
@@ -226,28 +233,82 @@ def synthetic_selection(lm: AudioLM, opts: Options) -> list[SelectionRow]:
     return measure_selection(rng.random(opts.selection_n), embeddings, opts, "synthetic", lm.device)
 
 
+# ---------------------------------------------------------------- run time
+
+
+def first_look(lm: AudioLM, clip: EncodedClip, encode_ms: float, opts: Options) -> FirstLook:
+    """The first measurements that `estimate.plan` prices the run from, on the first clip (whose
+    encoder pass, `encode_ms`, is already done): see `segprune.bench.estimate`."""
+    method = opts.methods[0]
+    lowest = min([r for r in opts.keep if r < 1.0], default=None)
+    settings = [Setting(method, lowest, **_options(method, opts.options))] if lowest else []
+    variants = prepare(lm, clip, settings)
+    engine = InProcess(lm)
+    points = []
+    for v in (variants[-1], variants[0]):  # the shortest prompt (or the full one), then the full one
+        with Stopwatch(lm.device) as sw:
+            engine.prefill(v.inputs)
+        points.append((v.inputs.prompt_tokens, sw.ms))
+    step = 0.0
+    if opts.decode_tokens > 1:
+        g = engine.generate(variants[-1].inputs, 2)
+        step = g.decode_ms_per_token if math.isfinite(g.decode_ms_per_token) else 0.0
+    rng = np.random.default_rng(0)
+    scores = rng.random(opts.selection_n)
+    hidden = lm.architecture()["llm_hidden"]
+    embeddings = torch.randn(opts.selection_n, hidden, device=lm.device, dtype=lm.dtype)
+    select_ms = {}
+    for m in opts.methods:
+        fn = partial(
+            select,
+            make_method(m, **_options(m, opts.options)),
+            scores,
+            lowest or 0.25,
+            embeddings=embeddings if METHODS[m].needs_embeddings else None,
+        )
+        with Stopwatch(lm.device) as sw:
+            fn()
+        select_ms[m] = sw.ms
+    windows = len(clip.tokens.window_starts)
+    return FirstLook(encode_ms, windows, points, step, select_ms, opts.selection_n)
+
+
 # ---------------------------------------------------------------- everything
 
 
-def run(lm: AudioLM, opts: Options, log: Callable[[str], None] = _log) -> dict:
-    """All measurements for every audio length; returns the row lists by table name."""
+def run(lm: AudioLM, opts: Options, log: Callable[[str], None] = log_progress) -> dict:
+    """All measurements for every audio length; returns the row lists by table name. Progress goes
+    to `log`, with an estimate of the run time from a first measurement (`estimate`)."""
     out = {"prefill": [], "encoder": [], "baseline": [], "selection": []}
-    for seconds in opts.seconds:
-        clip = encode_clip(lm, synthetic_audio(seconds), opts.prompt, max(opts.decode_tokens, 1), opts.score_layers)
-        inputs = clip.inputs
+    progress = Progress(log)
+    clips = {}
+    for i, seconds in enumerate(opts.seconds):
+        if i > 0:
+            progress.next()  # this length's encoder phase, its own encoding first
+        with Stopwatch(lm.device) as sw:
+            clip = encode_clip(lm, synthetic_audio(seconds), opts.prompt, max(opts.decode_tokens, 1), opts.score_layers)
+        if i == 0:
+            log(
+                f"{seconds:g} s: one encoder pass, one prefill of the full and of the shortest prompt, one of each selection"
+            )
+            look = first_look(lm, clip, sw.ms, opts)
+            log(look.summary())
+            for s in opts.seconds:  # the other lengths' token counts, from the processor alone
+                inputs = clip.inputs if s == seconds else lm.inputs(synthetic_audio(s), opts.prompt)
+                n = lm.audio_counts(inputs)[0]
+                clips[s] = (n, lm.prompt_tokens(inputs), math.ceil(min(s, lm.max_seconds) / lm.window_seconds))
+            progress.estimate(plan(opts, look, clips))
+            progress.next()
         # the peers' baseline scores the last layer only: compare it with ours at L = 1
         baseline = opts.score_layers == 1 and any(abs(seconds - b) < 1e-9 for b in opts.baseline_seconds)
-        log(
-            f"{seconds:g} s: encoder x{opts.repeats}"
-            + (" interleaved with the output_attentions baseline" if baseline else "")
-        )
-        tokens, enc, base = measure_encoder(lm, inputs, seconds, opts, baseline)
+        tokens, enc, base = measure_encoder(lm, clip.inputs, seconds, opts, baseline)
         out["encoder"].append(enc)
         if base is not None:
             out["baseline"].append(base)
-        log(f"{seconds:g} s: N = {tokens.n}, prefill full and keep {sorted(opts.keep, reverse=True)} x{opts.repeats}")
+        progress.next()
         out["prefill"] += measure_prefill(lm, clip, seconds, opts)
         out["selection"] += measure_selection(tokens.scores, tokens.embeddings, opts, "clip", lm.device)
-    log(f"selection on N = {opts.selection_n} synthetic scores")
+    progress.next()
     out["selection"] += synthetic_selection(lm, opts)
+    progress.finish()
     return out

@@ -4,14 +4,15 @@
 holding objects with the keys of its row class. Times are in ms, memory in MiB, audio in
 seconds. Medians and minima are over `options.repeats` timed runs after `options.warmup`
 untimed rounds, with the compared functions interleaved in one process (`segprune.timing`).
-`schema` names this layout ("segprune-bench/1"); a change of any key changes the number.
+`schema` names this layout ("segprune-bench/3"; 3 added the prefill spread and the speedup's interval
+and verdict); a change of any key changes the number.
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields
 
-SCHEMA = "segprune-bench/2"
+SCHEMA = "segprune-bench/3"
 SELECTION_N = 15_000  # N of the synthetic selection test: 10 minutes of audio at 25 tokens per second
 RANDOM_WEIGHTS_NOTE = (
     "RANDOM WEIGHTS: the model has the real architecture but random weights; token counts, "
@@ -41,6 +42,10 @@ class PrefillRow:
     cpu_speedup: float | None  # full / pruned median CPU time: robust to other processes on the machine
     decode_ms_per_token: float | None  # mean greedy step after the prefill (None: not measured)
     peak_mb: float  # memory one prefill adds at its peak (see Result.machine["memory"])
+    prefill_ms_spread: list[float] | None = None  # [q1, q3] of the timed prefills
+    speedup_interval: list[float] | None = None  # [q1 full / q3 pruned, q3 full / q1 pruned] (timing.Speedup)
+    verdict: str = ""  # "no pruning", "within noise", "faster" or "slower" (timing.speedup)
+    suspect: bool = False  # speedup above the square of the token bound: noise or a measuring error
 
 
 @dataclass

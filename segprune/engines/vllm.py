@@ -301,7 +301,9 @@ class VLLMEngine:
     segprune encodes, scores and selects with `lm` (its own copy of the model's audio half); each
     prompt goes to the server as the visitor's text plus the kept embeddings [K, H] (`x.kept[0]`,
     `x.prompt` of `lm.assemble`'s output). The server's prompt length must equal segprune's
-    (text + K): otherwise its chat template differs and the request fails with one sentence.
+    (text + K): otherwise its chat template differs and the request fails with one sentence. A
+    prompt holding a control-token string (`<|im_start|>`, `<sound>`, ...) is refused with one
+    sentence: segprune reads such text as plain characters, vLLM's chat API would read it as tokens.
 
     prefill(x): the timed unit is one request for a single token, its time to the first token as
     this client sees it (HTTP and request parsing included); each timed request's embeddings are
@@ -324,6 +326,14 @@ class VLLMEngine:
     def _request(self, x) -> ChatRequest:
         if x.prompt is None or len(x.kept) != 1:
             raise ValueError("The vLLM engine sends one clip at a time, with its prompt text (see lm.assemble).")
+        from ..models.prompts import control_tokens
+
+        found = [t for t in control_tokens(self.lm.tokenizer) if t in x.prompt]
+        if found:  # segprune escapes them (segprune.models.prompts); vLLM's chat API would read them as tokens
+            raise ValueError(
+                f"The vLLM engine sends the prompt as text that vLLM tokenises itself, and vLLM would read "
+                f"{found[0]!r} in it as a control token; write the prompt without it, or use the transformers engine."
+            )
         return ChatRequest(x.prompt, x.kept[0], self.lm.audio_first)
 
     def _checked(self, x, reply: VLLMReply):

@@ -22,6 +22,7 @@ from ..args import (
     make_engine,
     option_flags,
     positive_int,
+    repeat_count,
 )
 from ..methods import METHODS
 from . import TASKS
@@ -43,7 +44,7 @@ def register_eval(subparsers) -> None:
     p.add_argument("--limit", type=positive_int, default=None, help="evaluate only the first N items")
     p.add_argument("--out", default=None, help="output folder (default: runs/eval/TASK-MODEL)")
     p.add_argument("--max-new-tokens", type=positive_int, default=None, help="default: the task's")
-    p.add_argument("--repeats", type=positive_int, default=3, help="prefill timing repeats per clip (median)")
+    p.add_argument("--repeats", type=repeat_count, default=3, help="prefill timing repeats per clip (median)")
     p.add_argument("--sbert-model", default=None, help="Sentence-BERT model for MMAU option matching (name or folder)")
     p.add_argument("--drop-silent", action="store_true", help="also run every setting with silent tokens dropped first")
     add_score_layers_argument(p)
