@@ -9,6 +9,7 @@ temporaries that stay the same size whatever the clip's length.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import ClassVar
 
 import torch
@@ -42,37 +43,45 @@ class AudioFlamingo3LM(DecoderOnlyLM):
             self.max_seconds = float(int(limit // window) * window)
 
     def inputs(self, audio: Audio, prompt: str):
-        """The processor's output, its log-mel features computed a few windows at a time.
+        """The processor's output (the shared path, `DecoderOnlyLM.inputs`), its log-mel features
+        computed `windows_per_call` windows at a time.
 
-        The processor cuts the clip into 30 s windows and transforms all of them in one batch,
-        whose temporaries (the padded waveforms, their sample-level mask, the complex spectra) take
-        about 20 MB per window (1.1 GB at 30 minutes), and whose mask is a strided view of a
-        sample-level mask 160 times its size. Every window is padded and transformed on its own, so
-        `windows_per_call` windows at a time give the same features (tests/test_long.py checks them
-        against the processor's own); the text is then tokenised with the placeholder already
-        expanded to all N tokens, as the processor expands it.
+        The processor cuts the clip into 30 s windows and transforms all of them in one batch, whose
+        temporaries (the padded waveforms, their sample-level mask, the complex spectra) take about
+        20 MB per window (1.2 GB at 30 minutes). Every window is padded and transformed on its own,
+        and a full window's 3000 mel frames make exactly 750 tokens, so the pieces' features and
+        token counts add up to the processor's own (tests/test_long.py checks it); the prompt ids are
+        the first piece's, with its placeholder run stretched to all N tokens.
         """
         seconds = self.processor.feature_extractor.chunk_length
         window = int(audio.sample_rate * seconds)
-        samples = audio.samples[: int(self.processor.max_audio_len // seconds) * window]  # as the processor cuts
-        if samples.shape[0] <= self.windows_per_call * window:
+        samples = audio.samples[: int(self.max_seconds // seconds) * window]  # where the processor cuts
+        step = self.windows_per_call * window
+        if len(samples) <= step:
             return super().inputs(audio, prompt)
-        text = self.chat_text(prompt)
-        windows = -(-samples.shape[0] // window)
-        n, features, mask = 0, None, None
+        windows = -(-len(samples) // window)
+        out, n = None, 0
         for first in range(0, windows, self.windows_per_call):
-            piece = samples[first * window : (first + self.windows_per_call) * window]
-            part = self.processor(text=text, audio=piece, sampling_rate=audio.sample_rate)
-            if features is None:  # filled in place: no second copy of the clip's features
-                features = part["input_features"].new_empty((windows, *part["input_features"].shape[1:]))
-                mask = part[self.feature_mask_key].new_empty((windows, *part[self.feature_mask_key].shape[1:]))
+            part = super().inputs(replace(audio, samples=samples[first * window : first * window + step]), prompt)
+            if out is None:  # filled in place: no second copy of the clip's features
+                out = dict(part)
+                for key in ("input_features", self.feature_mask_key):
+                    out[key] = part[key].new_empty((windows, *part[key].shape[1:]))
             last = first + part["input_features"].shape[0]
-            features[first:last], mask[first:last] = part["input_features"], part[self.feature_mask_key]
+            for key in ("input_features", self.feature_mask_key):
+                out[key][first:last] = part[key]
             n += self.audio_counts(part)[0]
-        expansion = self.processor.replace_audio_token({"num_audio_tokens": [n]}, 0)
-        out = dict(self.tokenizer(text.replace(self.processor.audio_token, expansion, 1), return_tensors="pt"))
-        out["input_features"], out[self.feature_mask_key] = features, mask
+        out["input_ids"], out["attention_mask"] = self._stretched(out["input_ids"], out["attention_mask"], n)
         return BatchFeature(out)
+
+    def _stretched(self, ids: torch.Tensor, mask: torch.Tensor, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """ids [1, L] and mask [1, L] with their one run of audio placeholders made `n` long."""
+        where = torch.nonzero(ids[0] == self.audio_token_id).flatten()
+        start, end = int(where[0]), int(where[-1]) + 1
+        run = ids.new_full((1, n), self.audio_token_id)
+        ids = torch.cat([ids[:, :start], run, ids[:, end:]], dim=1)
+        mask = torch.cat([mask[:, :start], mask.new_ones((1, n)), mask[:, end:]], dim=1)
+        return ids, mask
 
     def audio_embeddings(self, features: torch.Tensor, feature_mask: torch.Tensor, input_ids=None) -> torch.Tensor:
         return self.model.model.get_audio_features(features, feature_mask, return_dict=True).pooler_output
