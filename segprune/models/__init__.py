@@ -69,9 +69,7 @@ FAMILIES: tuple[Family, ...] = (
         "audio-flamingo-next",
         "musicflamingo",
         "AudioFlamingoNextLM",
-        (
-            "musicflamingo",
-        ),  # MusicFlamingo's classes: a hub folder loads as `music-flamingo`, with its processor's limit
+        ("musicflamingo",),  # MusicFlamingo's classes: a hub folder loads as `music-flamingo`, its processor's limit
         {
             "audio-flamingo-next": "nvidia/audio-flamingo-next-hf",
             "audio-flamingo-next-think": "nvidia/audio-flamingo-next-think-hf",
