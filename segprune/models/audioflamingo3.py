@@ -47,8 +47,9 @@ class AudioFlamingo3LM(DecoderOnlyLM):
         computed `windows_per_call` windows at a time.
 
         The processor cuts the clip into 30 s windows and transforms all of them in one batch, whose
-        temporaries (the padded waveforms, their sample-level mask, the complex spectra) take about
-        20 MB per window (1.2 GB at 30 minutes). Every window is padded and transformed on its own,
+        temporaries (the padded waveforms, their sample-level mask, the complex spectra) grow with the
+        window count: `segprune run` on 30 minutes peaked at 1,639 MB of RSS that way, 930 MB in pieces
+        (benchmarks/RESULTS.md). Every window is padded and transformed on its own,
         and a full window's 3000 mel frames make exactly 750 tokens, so the pieces' features and
         token counts add up to the processor's own (tests/test_long.py checks it); the prompt ids are
         the first piece's, with its placeholder run stretched to all N tokens.
