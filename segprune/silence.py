@@ -40,10 +40,28 @@ def token_rms(samples: np.ndarray, sample_rate: int, starts: np.ndarray, duratio
     """
     edges = np.round(np.asarray(starts) * sample_rate).astype(np.int64)
     width = max(1, round(duration * sample_rate))
-    power = np.concatenate([[0.0], np.cumsum(samples.astype(np.float64) ** 2)])
     lo = np.clip(edges, 0, len(samples))
     hi = np.clip(edges + width, 0, len(samples))
-    return np.sqrt((power[hi] - power[lo]) / width)
+    power = energy_before(samples, np.concatenate([lo, hi]))
+    return np.sqrt((power[len(lo) :] - power[: len(lo)]) / width)
+
+
+def energy_before(samples: np.ndarray, points: np.ndarray, block: int = 1 << 20) -> np.ndarray:
+    """sum(samples[:p] ** 2) in float64 for each p in points [M] (0 <= p <= n) -> [M] float64.
+
+    A running sum over blocks of `block` samples: the temporaries stay a few MB whatever the clip's
+    length (a float64 running sum over a whole 30-minute clip would take 230 MB, twice)."""
+    order = np.argsort(points, kind="stable")
+    at = points[order]
+    out = np.zeros(len(points))
+    total = 0.0
+    for start in range(0, len(samples), block):
+        running = np.cumsum(np.square(samples[start : start + block], dtype=np.float64))
+        running += total
+        first, last = np.searchsorted(at, [start, start + len(running)], side="right")
+        out[order[first:last]] = running[at[first:last] - start - 1]
+        total = running[-1]
+    return out
 
 
 def silent_tokens(samples: np.ndarray, sample_rate: int, starts: np.ndarray, duration: float) -> np.ndarray:
@@ -101,6 +119,7 @@ __all__ = [
     "NAME",
     "clip_is_silent",
     "drop_silent_first",
+    "energy_before",
     "silent_tokens",
     "token_rms",
 ]

@@ -65,6 +65,17 @@ FAMILIES: tuple[Family, ...] = (
         ("musicflamingo",),
         {"music-flamingo": "nvidia/music-flamingo-2601-hf"},
     ),
+    Family(
+        "audio-flamingo-next",
+        "musicflamingo",
+        "AudioFlamingoNextLM",
+        ("musicflamingo",),  # MusicFlamingo's classes: a hub folder loads as `music-flamingo`, its processor's limit
+        {
+            "audio-flamingo-next": "nvidia/audio-flamingo-next-hf",
+            "audio-flamingo-next-think": "nvidia/audio-flamingo-next-think-hf",
+            "audio-flamingo-next-captioner": "nvidia/audio-flamingo-next-captioner-hf",
+        },
+    ),
     Family("glm-asr", "glmasr", "GlmAsrLM", ("glmasr",), {"glm-asr": "zai-org/GLM-ASR-Nano-2512"}),
     Family(
         "voxtral-mini",
@@ -135,6 +146,17 @@ def family_of_type(model_type: str) -> Family:
     raise ModelLoadError(f"Model type '{model_type}' is not supported; supported model types: {supported}.")
 
 
+def family_of_config(config) -> Family:
+    """The family that loads a transformers config: the one the config names in
+    ``segprune_adapter`` (written by segprune's builders where two adapters share a model type:
+    MusicFlamingo and Audio Flamingo Next), else the first by `config.model_type`."""
+    named = getattr(config, "segprune_adapter", None)
+    for family in FAMILIES:
+        if family.key == named and config.model_type in family.model_types:
+            return family
+    return family_of_type(config.model_type)
+
+
 def family_for(model_type: str) -> type[AudioLM]:
     """The adapter class for a transformers `config.model_type`."""
     return family_of_type(model_type).load()
@@ -182,7 +204,7 @@ def _family_of(source: str) -> Family:
         config = AutoConfig.from_pretrained(source)
     except (OSError, ValueError) as err:
         raise ModelLoadError(_unreachable(source, err)) from None
-    return family_of_type(config.model_type)
+    return family_of_config(config)
 
 
 def _from_pretrained(adapter: type[AudioLM], source: str, device, dtype) -> AudioLM:
@@ -227,6 +249,7 @@ __all__ = [
     "default_device",
     "default_dtype",
     "family_for",
+    "family_of_config",
     "family_of_type",
     "first_line",
     "load_model",

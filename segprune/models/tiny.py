@@ -77,7 +77,7 @@ def tiny_model(family):
 def text_config(model_type: str, tokenizer: PreTrainedTokenizerFast, init_std: float, **fields) -> dict:
     """A decoder LLM config dict whose vocabulary covers the tokenizer's ids and whose special
     ids are the tokenizer's. `fields` set the sizes (hidden_size, num_hidden_layers, ...)."""
-    config = dict(max_position_embeddings=32768, **fields)
+    config = {"max_position_embeddings": 32768, **fields}
     config.update(
         model_type=model_type,
         vocab_size=max(len(tokenizer), int(fields.get("vocab_size", 0))),
