@@ -161,7 +161,7 @@ def make_request(lm, limits: Limits | None = None, repeats=None, engine=None):
             r["full_stats"],
             r["pruned_text"],
             r["pruned_stats"],
-            token_figure(c, 0, audio.samples, audio.sample_rate),
+            token_figure(c, 0, audio.samples, audio.sample_rate, words.terms(lm).units),
             r["details"],
             words.table_rows(c) if compare_all else None,
             (session.sample_rate, session.track(pruned)),
@@ -209,7 +209,7 @@ def make_selection(lm):
         heard = listen.heard_seconds(
             t.token_seconds, t.token_duration, pruned.selection.indices, session.sample_rate, len(session.pcm)
         )
-        figure = token_figure(session.view(pruned), 0, session.samples(), session.sample_rate)
+        figure = token_figure(session.view(pruned), 0, session.samples(), session.sample_rate, words.terms(lm).units)
         track = (session.sample_rate, session.track(pruned))
         if index is None:
             status = words.status_of_selection(c, lm, pruned, session.shown, session.prompt_tokens(pruned), heard)
