@@ -10,7 +10,7 @@ behind a change of the selection from `segprune.demo` (a visitor's cached clip i
 every sentence from `segprune.words`, the components that answer in sentences from
 `segprune.widgets`. Endpoints: `/run` (the models) and `/select` (re-selection). The model loads
 once, at start-up. Without an explicit --model the app serves the default model where it can
-load; otherwise openai/whisper-small where the Hub answers, else the packaged real Whisper tiny.en
+load; otherwise openai/whisper-base where the Hub answers, else the packaged real Whisper tiny.en
 (the `offline` extra), else that family's tiny random-weight model, with a banner that says what
 and why (`segprune.models.choice`); an explicit --model never falls back. Gradio and torch are
 imported after the arguments are parsed, so `python app.py --help` is quick.

@@ -296,11 +296,22 @@ def test_where_the_hub_answers_but_the_default_does_not_fit_the_cpu_model_comes_
     monkeypatch.setattr(choice_module, "hub_problem", lambda hub_id, timeout: (huge, None, None))
     choice = choose_model("qwen2-audio", explicit=False, device="cpu")
     assert choice.reason.startswith("Qwen/Qwen2-Audio-7B-Instruct is not served because it needs about ")
-    assert "openai/whisper-small (the CPU-sized fallback) could not load" in choice.details
+    assert "openai/whisper-base (the CPU-sized fallback) could not load" in choice.details
     assert choice.lm.name == "OpenAI Whisper tiny.en"
     monkeypatch.setattr(choice_module, "CPU_MODEL", "tiny-whisper")
     cpu = choose_model("qwen2-audio", explicit=False, device="cpu")
     assert cpu.lm.key == "whisper" and cpu.reason == choice.reason and cpu.served is None
+
+
+def test_the_memory_check_counts_the_dtype_the_model_would_load_in():
+    """On the CPU a model loads in float32 (`default_dtype`): one that fits in bfloat16 but not in
+    float32 does not fit there."""
+    import psutil
+
+    info = SimpleNamespace(safetensors=SimpleNamespace(total=psutil.virtual_memory().available // 3))
+    cpu = torch.device("cpu")
+    assert choice_module.memory_problem(info, cpu, torch.bfloat16) is None  # 2 bytes x 1.1: 73 % of it
+    assert "free RAM and no GPU" in choice_module.memory_problem(info, cpu, None)  # 4 bytes x 1.1: 147 %
 
 
 def test_the_hugging_face_cache_is_the_sessions_own():

@@ -7,7 +7,7 @@ An explicit model is loaded as asked or raises ModelLoadError (one sentence), qu
 Hub is unreachable. The default model is served where the Hub answers about it (or it is cached)
 and its weights fit the free memory. Otherwise, in this order, the first that loads is served:
 
-1. `CPU_MODEL` (openai/whisper-small, real weights from the Hub), only where the Hub answered:
+1. `CPU_MODEL` (openai/whisper-base, real weights from the Hub), only where the Hub answered:
    the default did not fit or failed to load (e.g. a Space on CPU hardware);
 2. the packaged real Whisper tiny.en (`segprune.models.packaged`, the `offline` extra), converted
    once into the user's cache: no Hub needed;
@@ -23,9 +23,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import ModelLoadError, default_device, first_line, load_model, registry, tiny_keys
+from . import ModelLoadError, default_device, default_dtype, first_line, load_model, registry, tiny_keys
 
-CPU_MODEL = "whisper-small"  # registry key of the real model served where the Hub answers but the default does not fit
+# the real model served where the Hub answers but the default does not fit (a CPU Space): README, "Demo"
+CPU_MODEL = "whisper-base"
 PACKAGED_MODEL = "tiny.en"  # the packaged checkpoint served without the Hub (segprune.models.packaged)
 
 
@@ -67,13 +68,15 @@ def hub_problem(hub_id: str, timeout: float) -> tuple[object | None, str | None,
 
 
 def memory_problem(info, device, dtype) -> str | None:
-    """Why the model of hub `info` does not fit in the free memory of `device` (a phrase), or None."""
+    """Why the model of hub `info` does not fit in the free memory of `device` (a phrase), or None.
+    dtype None: the dtype it would load in (`default_dtype`: float32 on the CPU, bfloat16 on a GPU)."""
     import torch
 
     params = getattr(getattr(info, "safetensors", None), "total", None)
     if not params:
         return None
-    need = params * torch.finfo(dtype or torch.bfloat16).bits / 8 * 1.1  # weights + 10 % for activations
+    dtype = dtype or default_dtype(device)
+    need = params * torch.finfo(dtype).bits / 8 * 1.1  # weights + 10 % for activations
     try:
         if device.type == "cuda":
             free, where = torch.cuda.mem_get_info(device)[0], f"free GPU memory on {device}"
