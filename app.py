@@ -1,6 +1,6 @@
 """segprune's Gradio demo: the full and the pruned model side by side on one clip.
 
-    python app.py                          the paper's Qwen2-Audio-7B-Instruct, or the tiny offline model
+    python app.py                          the paper's Qwen2-Audio-7B-Instruct, or a stated real fallback
     python app.py --model tiny-qwen2-audio
     python app.py --model nvidia/audio-flamingo-3-hf --port 7861
 
@@ -10,9 +10,10 @@ behind a change of the selection from `segprune.demo` (a visitor's cached clip i
 every sentence from `segprune.words`, the components that answer in sentences from
 `segprune.widgets`. Endpoints: `/run` (the models) and `/select` (re-selection). The model loads
 once, at start-up. Without an explicit --model the app serves the default model where it can
-load and otherwise falls back to that family's tiny random-weight model, with a banner that says
-why; an explicit --model never falls back. Gradio and torch are imported after the arguments are
-parsed, so `python app.py --help` is quick.
+load; otherwise openai/whisper-base where the Hub answers, else the packaged real Whisper tiny.en
+(the `offline` extra), else that family's tiny random-weight model, with a banner that says what
+and why (`segprune.models.choice`); an explicit --model never falls back. Gradio and torch are
+imported after the arguments are parsed, so `python app.py --help` is quick.
 """
 
 from __future__ import annotations
@@ -66,10 +67,12 @@ def build_demo(
     limits: Limits | None = None,
     fallback_details: str | None = None,
     engine=None,
+    served: str | None = None,
 ):
     """The Blocks app serving `lm` (loaded once by the caller) within `limits` (default `Limits()`):
     `limits.concurrency` requests on the model at a time, at most `limits.max_queue` waiting.
-    Launch it with `demo.launch(**launch_options(limits))`."""
+    Launch it with `demo.launch(**launch_options(limits))`. `served`: what is served, in words, for
+    the banner (a packaged checkpoint; default: the model's name)."""
     import gradio as gr
 
     from segprune import silence, widgets, words
@@ -77,7 +80,7 @@ def build_demo(
     limits = limits or Limits()
     run = make_request(lm, limits, repeats, engine)
     t = words.terms(lm)
-    banner_text, banner_classes = words.banner(lm, fallback_reason, fallback_details)
+    banner_text, banner_classes = words.banner(lm, fallback_reason, fallback_details, served)
     noun = "output (random weights: meaningless text)" if lm.random_weights else "answer"
 
     with widgets.Page(title="segprune: audio token pruning", delete_cache=(600, 3600)) as demo:
@@ -170,7 +173,7 @@ def build_demo(
                 )
                 if not lm.uses_prompt:
                     gr.Markdown(
-                        f"**No prompt:** {lm.name} transcribes; it reads no instruction, so the prompt controls are hidden.",
+                        f"**No prompt:** {words.display_name(lm)} transcribes; it reads no instruction, so the prompt controls are hidden.",
                         elem_id="no-prompt",
                     )
         if clips := examples():
@@ -261,12 +264,19 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--model",
         default=None,
-        help=f"registry key ({keys}), hub id or local folder; default {DEFAULT_MODEL}, falling back to its tiny twin",
+        help=f"registry key ({keys}), hub id or local folder; default {DEFAULT_MODEL}, else a stated real Whisper, then its tiny twin",
     )
     parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda if available)")
-    parser.add_argument("--dtype", default=None, choices=DTYPES)
     parser.add_argument(
-        "--offline", action="store_true", help="do not try the Hub: serve the tiny model unless --model is given"
+        "--dtype",
+        default=None,
+        choices=DTYPES,
+        help="default: float32 on the CPU (bfloat16 is rarely faster there and changes transcripts), bfloat16 on a GPU",
+    )
+    parser.add_argument(
+        "--offline",
+        action="store_true",
+        help="do not try the Hub: serve the packaged real Whisper tiny.en (offline extra), else the tiny random model",
     )
     parser.add_argument(
         "--hub-timeout", type=positive_float, default=5.0, help="seconds to wait for the Hub before falling back"
@@ -305,8 +315,10 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, RuntimeError) as err:  # the family, or the server (VLLMError)
         print(f"app.py: error: {err}", file=sys.stderr)
         return 2
-    log.info("serving %s on %s%s", lm.name, lm.device, f" (fallback: {choice.reason})" if choice.reason else "")
-    demo = build_demo(lm, choice.reason, limits=limits, fallback_details=choice.details, engine=engine)
+    log.info("serving %s on %s%s", choice.served or lm.name, lm.device, f" ({choice.reason})" if choice.reason else "")
+    demo = build_demo(
+        lm, choice.reason, limits=limits, fallback_details=choice.details, engine=engine, served=choice.served
+    )
     demo.launch(server_name=args.host, server_port=args.port, **launch_options(limits))
     return 0
 

@@ -29,6 +29,7 @@ CSS = """
 #banner { border-left: 6px solid #e8710a; background: #fff4e5; padding: 10px 16px; border-radius: 6px; }
 #banner.info { border-left-color: #3f51b5; background: #eef0fb; }
 #banner p, #banner h3 { margin: 2px 0; }
+#banner details code { white-space: pre-wrap; overflow-wrap: anywhere; }  /* long paths and URLs wrap on a phone */
 #main { display: grid !important; grid-template-columns: minmax(300px, 2fr) minmax(0, 3fr); gap: 16px;
         grid-template-areas: "input results" "settings results"; grid-template-rows: auto 1fr; align-items: start; }
 #main > * { min-width: 0 !important; width: auto !important; }
@@ -161,7 +162,7 @@ def make_request(lm, limits: Limits | None = None, repeats=None, engine=None):
             r["full_stats"],
             r["pruned_text"],
             r["pruned_stats"],
-            token_figure(c, 0, audio.samples, audio.sample_rate),
+            token_figure(c, 0, audio.samples, audio.sample_rate, words.terms(lm).units),
             r["details"],
             words.table_rows(c) if compare_all else None,
             (session.sample_rate, session.track(pruned)),
@@ -209,7 +210,7 @@ def make_selection(lm):
         heard = listen.heard_seconds(
             t.token_seconds, t.token_duration, pruned.selection.indices, session.sample_rate, len(session.pcm)
         )
-        figure = token_figure(session.view(pruned), 0, session.samples(), session.sample_rate)
+        figure = token_figure(session.view(pruned), 0, session.samples(), session.sample_rate, words.terms(lm).units)
         track = (session.sample_rate, session.track(pruned))
         if index is None:
             status = words.status_of_selection(c, lm, pruned, session.shown, session.prompt_tokens(pruned), heard)

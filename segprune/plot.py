@@ -107,11 +107,18 @@ def envelope(column: np.ndarray, values: np.ndarray, which: np.ndarray) -> np.nd
     return np.unique(np.r_[order[first], order[last]])
 
 
-def token_figure(c: Comparison, index: int = 0, samples: np.ndarray | None = None, sample_rate: int = 16_000):
+def token_figure(
+    c: Comparison,
+    index: int = 0,
+    samples: np.ndarray | None = None,
+    sample_rate: int = 16_000,
+    units: str = "audio tokens",
+):
     """The two-row figure for pruned variant `index` of `c`.
 
     samples: the clip's mono samples [n] at `sample_rate` (what the model heard; anything past
-    `c.audio_seconds` is ignored). Without samples the figure has only the score row.
+    `c.audio_seconds` is ignored). Without samples the figure has only the score row. units: what
+    the family calls its tokens, for the title ("encoder frames" for Whisper: `words.terms`).
     """
     p = c.pruned[index]
     kept = kept_mask(c, index)
@@ -154,7 +161,7 @@ def token_figure(c: Comparison, index: int = 0, samples: np.ndarray | None = Non
     segments = f", S = {sel.segments}" if sel.segment_bounds is not None else ""
     title = (
         f"<b>{method.label}{segments}</b><br><span style='font-size:13px'>kept <b>{sel.k:,}</b> of {c.tokens.n:,} "
-        f"audio tokens ({100 * sel.k / c.tokens.n:.1f} %)</span><br><span style='font-size:12px;color:#5f6368'>"
+        f"{units} ({100 * sel.k / c.tokens.n:.1f} %)</span><br><span style='font-size:12px;color:#5f6368'>"
         + "<br>".join(lines)
         + "</span>"
     )

