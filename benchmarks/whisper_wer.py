@@ -83,6 +83,7 @@ def kept_frames(clip: dict, sel) -> torch.Tensor:
 
 def compact(clip: dict) -> dict:
     """A clip's record with the shares of `where` in place of its kept indices (a JSON ~100x smaller)."""
+    clip.pop("token_ids", None)
     if "kept" in clip:
         clip["where"] = where(np.asarray(clip.pop("kept")), clip["audio_end"], 1500)
     return clip
@@ -175,7 +176,6 @@ def run_model(name: str, settings: list[dict], save, earlier: dict | None = None
                     "id": row["id"],
                     "split": row["split"],
                     "text": g.text,
-                    "token_ids": g.token_ids,
                     "n_ids": len(g.token_ids),
                     "audio_end": clip["tokens"].audio_end,
                     "where": where(pick, clip["tokens"].audio_end, clip["tokens"].n),
