@@ -81,6 +81,14 @@ def kept_frames(clip: dict, sel) -> torch.Tensor:
     return sel.embeddings if sel.embeddings is not None else tokens.embeddings[torch.from_numpy(sel.indices)]
 
 
+def compact(clip: dict) -> dict:
+    """A clip's record with the shares of `where` in place of its kept indices (a JSON ~100x smaller)."""
+    clip.pop("token_ids", None)
+    if "kept" in clip:
+        clip["where"] = where(np.asarray(clip.pop("kept")), clip["audio_end"], 1500)
+    return clip
+
+
 def where(indices: np.ndarray, audio_end: int, n: int) -> dict:
     """Shares of the kept frames: speech [0, audio_end), the second after it, the window's last
     second, other padding; and the share of speech frames kept."""
@@ -88,13 +96,14 @@ def where(indices: np.ndarray, audio_end: int, n: int) -> dict:
     tail = (indices >= n - TAIL) & ~after & (indices >= audio_end)
     speech = indices < audio_end
     k = indices.size
-    return {
+    shares = {
         "speech": speech.sum() / k,
         "after": after.sum() / k,
         "tail": tail.sum() / k,
         "padding": 1 - (speech.sum() + after.sum() + tail.sum()) / k,
         "speech_covered": speech.sum() / audio_end,
     }
+    return {name: round(float(v), 4) for name, v in shares.items()}
 
 
 def failure(text: str, reference: str, n_ids: int, language: str = "<|en|>") -> str | None:
@@ -167,10 +176,9 @@ def run_model(name: str, settings: list[dict], save, earlier: dict | None = None
                     "id": row["id"],
                     "split": row["split"],
                     "text": g.text,
-                    "token_ids": g.token_ids,
                     "n_ids": len(g.token_ids),
                     "audio_end": clip["tokens"].audio_end,
-                    "kept": pick.tolist(),
+                    "where": where(pick, clip["tokens"].audio_end, clip["tokens"].n),
                     "language": language,
                     "failure": failure(g.text, row["references"][0], len(g.token_ids), language),
                 }
@@ -196,7 +204,7 @@ def summary(model: dict, rows: list[dict]) -> list[dict]:
         line["wer_all"] = word_error_rate([refs[c["id"]] for c in clips], [c["text"] for c in clips])["wer"]
         kinds = ("loop", "language", "truncated", "hallucination")
         line["failures"] = {f: sum(c["failure"] == f for c in clips) for f in kinds}
-        shares = [where(np.asarray(c["kept"]), c["audio_end"], 1500) for c in clips]
+        shares = [compact(c)["where"] for c in clips]
         line["where"] = {k: float(np.mean([sh[k] for sh in shares])) for k in shares[0]}
         out.append(line)
     return out
@@ -253,6 +261,9 @@ def main() -> None:
     def save(model: dict) -> None:  # this model's results replace an earlier run's, the others stay
         others = json.loads(OUT_JSON.read_text())["models"] if OUT_JSON.exists() else []
         models = [m for m in others if m["model"] != model["model"]] + [model]
+        for m in models:
+            for setting in m["settings"]:
+                setting["clips"] = [compact(c) for c in setting["clips"]]
         models.sort(key=lambda m: MODELS.index(m["model"]))
         OUT_JSON.write_text(json.dumps({"models": models, "config": {"max_new_tokens": MAX_NEW_TOKENS}}))
         write_markdown(markdown(models, rows))

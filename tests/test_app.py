@@ -395,3 +395,6 @@ def test_whisper_page_has_no_prompt_and_speaks_of_frames(tiny_models, wav_factor
     assert len(track) == 3 * 16000  # the clip's length; the padding frames have no audio
     llm = app.build_demo(tiny_models["tiny-qwen2-audio"], repeats=1)
     assert props(llm, "prompt")["visible"] is not False and "audio tokens" in props(llm, "intro")["value"]
+    # the method control starts at the family's default: Speech Segmentwise for Whisper only
+    assert props(page, "method")["value"] == "speech-segmentwise" and props(llm, "method")["value"] == "segmentwise"
+    assert props(page, "method-info")["value"] == METHODS["speech-segmentwise"].summary
