@@ -23,6 +23,10 @@ to the classes, in display order:
   tokens, each the mean of an evenly spaced "target" token and the remaining tokens most similar to it.
 - ``adaptive-segmentwise(segments=10)``  segment budgets proportional to attention mass.
 - ``divprune``     greedy max-min diversity of the embeddings (Alvar et al., CVPR 2025).
+- ``local-merge(window=1)``  token merging in rounds of bipartite matching, each token into its most
+  similar neighbour within `window` tokens on each side, until K remain (LTBM, arXiv 2605.25179).
+- ``global-merge``  the same with the most similar tokens anywhere (ToMe, arXiv 2210.09461); both in
+  `segprune.merging`, reporting anchors as indices and the merged rows (means) as embeddings.
 - ``random(seed=0)``  K distinct tokens drawn with ``np.random.default_rng(seed)``.
 - ``bottomk``      the K lowest scores (a sanity check: it should do worst).
 - ``uniform``      K evenly spaced tokens, index_i = floor((i + 0.5) * N / K).
@@ -32,8 +36,10 @@ to the classes, in display order:
 
 An option a method does not have is an error that names the options it has. Everything here is
 pure: numpy for scores, torch only for embeddings. :func:`select` validates its inputs and
-dispatches; a method's own functions assume valid input. Silent tokens (``silent=``) are dropped
-first for any method (see `segprune.silence`).
+dispatches; a method's own functions assume valid input. Costs: the score methods and local-merge
+are a few passes over N; visionzip, divprune and global-merge grow with N * K
+(:func:`slow_selection_warning` says when a selection will take noticeably long). Silent tokens
+(``silent=``) are dropped first for any method (see `segprune.silence`).
 """
 
 from __future__ import annotations
@@ -48,6 +54,7 @@ import torch
 import torch.nn.functional as F
 
 from . import silence
+from .merging import Merged, bipartite_merge
 
 __all__ = [
     "DEFAULT_METHOD",
@@ -60,11 +67,14 @@ __all__ = [
     "make_method",
     "segment_bounds",
     "select",
+    "slow_selection_warning",
 ]
 
 DEFAULT_METHOD = "segmentwise"
 DEFAULT_SEGMENTS = 10
 VISIONZIP_CONTEXT_RATIO = 0.18  # contextual / dominant tokens, as in the VisionZip paper
+SIM_BLOCK = 1 << 22  # similarity entries per matrix product of VisionZip's search (16 MiB of float32)
+DIVPRUNE_BLOCK = 128  # rows per block of DivPrune's lazy distance updates
 
 
 # --- budgets
@@ -283,11 +293,15 @@ def visionzip(
     if others.size:
         work = torch.promote_types(embeddings.dtype, torch.float32)
         t_emb = embeddings[torch.as_tensor(targets, device=device)].to(work)  # [K_c, H]
-        o_emb = embeddings[torch.as_tensor(others, device=device)].to(work)  # [R - K_c, H]
-        sim = F.normalize(o_emb, dim=-1) @ F.normalize(t_emb, dim=-1).T  # [R - K_c, K_c]
-        assign = sim.argmax(dim=-1)  # first maximum on ties
-        sums = t_emb.index_add(0, assign, o_emb)
-        counts = torch.bincount(assign, minlength=k_c)  # merges received per target
+        t_unit = F.normalize(t_emb, dim=-1)
+        sums = t_emb.clone()
+        counts = torch.zeros(k_c, dtype=torch.long, device=device)  # merges received per target
+        step = max(1, SIM_BLOCK // k_c)  # others per matrix product: the similarities never exceed SIM_BLOCK
+        for lo in range(0, others.size, step):
+            o_emb = embeddings[torch.as_tensor(others[lo : lo + step], device=device)].to(work)  # [step, H]
+            assign = (F.normalize(o_emb, dim=-1) @ t_unit.T).argmax(dim=-1)  # first maximum on ties
+            sums.index_add_(0, assign, o_emb)  # the others in temporal order, as one index_add would
+            counts += torch.bincount(assign, minlength=k_c)
         mean = sums / (counts + 1).unsqueeze(-1).to(work)
         hit = (counts > 0).cpu().numpy()  # targets that received nothing keep their original row
         rows = np.searchsorted(idx, targets)[hit]
@@ -335,21 +349,66 @@ def divprune(scores: np.ndarray, k: int, embeddings: torch.Tensor) -> Selection:
     """DivPrune: greedy max-min cosine-distance selection over embeddings [N, H] -> k indices.
 
     Starts from the top-scoring token, then repeatedly adds the token whose smallest cosine
-    distance (1 - cos) to the tokens already kept is largest (ties: lower index). A diverse set
-    that ignores scores after the first pick. O(k * N * H) on the embeddings' device.
+    distance (1 - cos, in at least float32) to the tokens already kept is largest (ties: lower
+    index). A diverse set that ignores scores after the first pick. K * N * H multiply-adds at
+    most, as matrix products on the embeddings' device (`greedy_max_min`); k = N keeps every token.
     (Alvar et al., DivPrune: Diversity-based Visual Token Pruning, CVPR 2025, arXiv 2503.02175.)
     """
     n = scores.shape[0]
+    if k >= n:
+        return Selection(np.arange(n), n)
     x = F.normalize(embeddings.to(torch.promote_types(embeddings.dtype, torch.float32)), dim=-1)
-    chosen = torch.zeros(n, dtype=torch.bool, device=x.device)
-    first = int(_top_indices(scores, 1)[0])
-    chosen[first] = True
-    nearest = 1.0 - x @ x[first]  # [N] distance to the closest kept token
-    for _ in range(k - 1):
-        j = int(torch.argmax(nearest.masked_fill(chosen, -torch.inf)))  # first maximum on ties
-        chosen[j] = True
-        nearest = torch.minimum(nearest, 1.0 - x @ x[j])
-    return Selection(np.flatnonzero(chosen.cpu().numpy()), n)
+    return Selection(np.sort(greedy_max_min(x, int(_top_indices(scores, 1)[0]), k)), n)
+
+
+def greedy_max_min(x: torch.Tensor, first: int, k: int, block: int = DIVPRUNE_BLOCK) -> np.ndarray:
+    """The greedy max-min order [k] int64 over unit rows x [N, H], starting at row `first`.
+
+    Pick t + 1 is the row whose distance to its nearest pick, min over picks c of (1 - x . x_c), is
+    largest (ties: the lower row). The same picks as updating all N distances after every pick, but
+    lazily: rows are held in blocks of `block`; a block's distances are brought up to date only
+    when it holds the largest bound (its distances so far, which later picks can only lower), all
+    the picks it missed at once, as one [block, H] x [H, missed] matrix product. Usually only one
+    or two blocks per pick need it, so the work is the same K * N * H multiply-adds at most, done
+    as matrix products instead of K passes over the rows (measured 1.1-1.5x the time of one
+    [N, H] x [H, K] product on a CPU, against 20-25x for a pass per pick).
+    """
+    n, h = x.shape
+    blocks = -(-n // block)
+    dtype = np.float64 if x.dtype == torch.float64 else np.float32
+    near = np.full(blocks * block, -np.inf, dtype=dtype)  # -inf: picked, or padding
+    near[:n] = (1.0 - x @ x[first]).cpu().numpy()
+    near[first] = -np.inf
+    grid = near.reshape(blocks, block)
+    top = grid.max(axis=1)  # an upper bound of each block's largest distance
+    applied = np.ones(blocks, dtype=np.int64)  # how many of the first picks each block's distances include
+    picked = torch.empty(k, h, dtype=x.dtype, device=x.device)
+    picked[0] = x[first]
+    order = np.empty(k, dtype=np.int64)
+    order[0] = first
+    t = 1
+    while t < k:
+        b = int(np.argmax(top))  # first maximum: on ties the earlier block, so the lower row
+        lo = b * block
+        if applied[b] < t:  # stale: take in the picks it missed; 1 - max(dot) = min(1 - dot), exactly
+            rows = x[lo : lo + block]
+            nearest = (picked[applied[b] : t] @ rows.T).amax(dim=0)  # [rows]; this way round is the faster on CPU
+            np.minimum(grid[b, : rows.shape[0]], 1.0 - nearest.cpu().numpy(), out=grid[b, : rows.shape[0]])
+            applied[b] = t
+            top[b] = grid[b].max()
+            continue
+        j = lo + int(np.argmax(grid[b]))  # up to date and largest: the next pick
+        order[t] = j
+        picked[t] = x[j]
+        grid[b, j - lo] = -np.inf
+        top[b] = grid[b].max()
+        t += 1
+    return order
+
+
+def _merged_selection(m: Merged, n: int) -> Selection:
+    """A merge as a Selection: anchors as indices, merged rows, merged = rows that absorbed others."""
+    return Selection(m.anchors, n, embeddings=m.rows, merged=m.sizes > 1)
 
 
 # --- methods: each a small dataclass whose fields are its options
@@ -494,6 +553,48 @@ class DivPrune(Method):
 
 
 @dataclass(frozen=True)
+class LocalMerge(Method):
+    name: ClassVar[str] = "local-merge"
+    label: ClassVar[str] = "Local merge"
+    source: ClassVar[str] = (
+        "after LTBM (Luo et al., Locality Matters for Training-Free Audio Token Compression in Audio-Language "
+        "Models, arXiv 2605.25179) and ToMe's bipartite soft matching (Bolya et al., ICLR 2023, arXiv 2210.09461)"
+    )
+    summary: ClassVar[str] = (
+        "Merges each token into its most similar neighbour (within a window) until K remain: every moment "
+        "stays represented, steady stretches are averaged; no attention scores needed."
+    )
+    needs_embeddings: ClassVar[bool] = True
+    merges: ClassVar[bool] = True
+    window: int = 1  # neighbours on each side a token may merge into (1: the tokens just before and after it)
+
+    def __post_init__(self):
+        _check_int(self.name, "window", self.window, 1)
+
+    def choose(self, scores, k, embeddings=None, silent=None):
+        return _merged_selection(bipartite_merge(embeddings, k, self.window), scores.shape[0])
+
+
+@dataclass(frozen=True)
+class GlobalMerge(Method):
+    name: ClassVar[str] = "global-merge"
+    label: ClassVar[str] = "Global merge"
+    source: ClassVar[str] = (
+        "ToMe's bipartite soft matching (Bolya et al., Token Merging: Your ViT But Faster, ICLR 2023, "
+        "arXiv 2210.09461), the global variant of LTBM (arXiv 2605.25179)"
+    )
+    summary: ClassVar[str] = (
+        "Merges the most similar tokens anywhere in the clip until K remain: repeats collapse wherever they "
+        "occur; no attention scores needed, but its cost grows with the square of the clip's length."
+    )
+    needs_embeddings: ClassVar[bool] = True
+    merges: ClassVar[bool] = True
+
+    def choose(self, scores, k, embeddings=None, silent=None):
+        return _merged_selection(bipartite_merge(embeddings, k, None), scores.shape[0])
+
+
+@dataclass(frozen=True)
 class Random(Method):
     name: ClassVar[str] = "random"
     label: ClassVar[str] = "Random"
@@ -531,7 +632,19 @@ class Uniform(Method):
 
 
 METHODS: dict[str, type[Method]] = {
-    m.name: m for m in [Segmentwise, TopK, VisionZip, AdaptiveSegmentwise, DivPrune, Random, BottomK, Uniform]
+    m.name: m
+    for m in [
+        Segmentwise,
+        TopK,
+        VisionZip,
+        AdaptiveSegmentwise,
+        DivPrune,
+        LocalMerge,
+        GlobalMerge,
+        Random,
+        BottomK,
+        Uniform,
+    ]
 }
 
 
@@ -555,6 +668,63 @@ def make_method(name: str, **options) -> Method:
         have = ", ".join(f"{o} (default {d!r})" for o, d in defaults.items()) or "none"
         raise ValueError(f"Method {name!r} has no option {unknown[0]!r}; its options: {have}.")
     return cls(**options)
+
+
+# --- cost: which selections take noticeably long
+
+# A per-N cost model measured on the 2-core CPU of `benchmarks/results/cpu-selection.md` (keep 0.25,
+# H = 896, float32, torch's default 2 threads): the time of a selection is its multiply-adds over the
+# rate of one large float32 matrix product there, times how far the method stays from that product.
+CPU_MULTIPLY_ADDS_PER_S = 40e9
+SLOWDOWN_OVER_PRODUCT = {"divprune": 2.0, "visionzip": 1.5, "global-merge": 1.5}
+NOTICEABLE_S = 1.0
+
+
+def selection_multiply_adds(method: str, n: int, k: int, hidden: int) -> int:
+    """The multiply-adds a method's selection needs for N tokens, K kept, width H (0: linear in N).
+
+    divprune K * N * H (greedy max-min; fewer on audio whose frames repeat); visionzip K_c * (N - K) * H
+    (every token left over against every contextual target); global-merge the sum over its rounds
+    of |A| * |B| * H; every other method is a few passes over the N scores or rows.
+    """
+    get_method(method)
+    if method == "divprune":
+        return k * n * hidden
+    if method == "visionzip":
+        k_c = round(k * VISIONZIP_CONTEXT_RATIO / (1 + VISIONZIP_CONTEXT_RATIO))
+        return k_c * (n - k) * hidden
+    if method == "global-merge":
+        total, m = 0, n
+        while m > k:
+            a, b = (m + 1) // 2, m // 2
+            total += a * b * hidden
+            m -= min(m - k, a)
+        return total
+    return 0
+
+
+def slow_selection_warning(
+    method: str, n: int, keep: float = 0.25, hidden: int = 896, device: str = "cpu"
+) -> str | None:
+    """One sentence when `method` will take noticeably long (over NOTICEABLE_S) to select at N
+    tokens, keep ratio `keep`, embedding width `hidden`, else None.
+
+    The estimate is `selection_multiply_adds` / CPU_MULTIPLY_ADDS_PER_S times the method's measured
+    slowdown over one matrix product (SLOWDOWN_OVER_PRODUCT), a model measured on a 2-core CPU
+    (see `segprune bench`); for another device there is no measured model and this returns None.
+    """
+    if torch.device(device).type != "cpu":
+        return None
+    k = keep_count(n, keep)
+    seconds = selection_multiply_adds(method, n, k, hidden) / CPU_MULTIPLY_ADDS_PER_S
+    seconds *= SLOWDOWN_OVER_PRODUCT.get(method, 1.0)
+    if seconds <= NOTICEABLE_S:
+        return None
+    label = get_method(method).label
+    return (
+        f"{label} will take about {seconds:.0f} s to choose {k:,} of {n:,} tokens on a CPU like this one "
+        f"(its work grows with the clip's length squared); a faster method or a shorter clip avoids the wait."
+    )
 
 
 def select(

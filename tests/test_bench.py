@@ -16,6 +16,7 @@ from segprune.bench.measure import peers_scores, synthetic_audio
 from segprune.bench.memory import PeakMemory
 from segprune.bench.result import ROWS, SCHEMA, Result
 from segprune.cli import main
+from segprune.methods import METHODS as REGISTRY
 from segprune.methods import keep_count
 from segprune.models.audioflamingo3 import AudioFlamingo3LM
 from segprune.models.qwen2_audio import Qwen2AudioLM
@@ -24,6 +25,7 @@ from tests.conftest import TINY_KEYS
 SECONDS = [5.0, 40.0]  # one and two encoder windows
 KEEP = [0.5, 0.1]
 METHODS = ["segmentwise", "topk", "visionzip"]
+SELECTION_SIZES = [600, 1500]  # the synthetic selection test, kept small
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +46,8 @@ def bench_run(tmp_path_factory):
         "--decode-tokens",
         "3",
     ]
-    argv += ["--baseline-seconds", "5", "--selection-n", "2000", "--json", str(path), "--html", str(html)]
+    argv += ["--baseline-seconds", "5", "--selection-n", *map(str, SELECTION_SIZES), "--selection-hidden", "48"]
+    argv += ["--json", str(path), "--html", str(html)]
     return argv, path, html
 
 
@@ -98,9 +101,20 @@ def test_bench_rows_are_consistent(bench_output):
     [base] = data["baseline"]  # only at --baseline-seconds 5
     assert base["seconds"] == 5 and base["peers_peak_mb"] > 0
     assert base["max_score_diff"] < 1e-3  # the peers' way and the hook compute the same scores
-    sources = {(r["source"], r["n"]) for r in data["selection"]}
-    assert sources == {("clip", 125), ("clip", 1000), ("synthetic", 2000)}
-    assert len(data["selection"]) == len(sources) * len(KEEP) * len(METHODS)
+    clip = [r for r in data["selection"] if r["source"] == "clip"]
+    assert {r["n"] for r in clip} == {125, 1000} and len(clip) == 2 * len(KEEP) * len(METHODS)
+    synthetic = [r for r in data["selection"] if r["source"] == "synthetic"]  # every registry method, each N
+    assert [(r["method"], r["n"]) for r in synthetic] == [(m, n) for n in SELECTION_SIZES for m in REGISTRY]
+    for r in data["selection"]:
+        assert r["k"] == keep_count(r["n"], r["keep_ratio"]) and r["repeats"] >= 1
+        assert 0 < r["select_ms_min"] <= r["select_ms"] and r["select_cpu_ms"] > 0
+        assert r["hidden"] == (48 if r["source"] == "synthetic" else data["model"]["llm_hidden"])
+        product = r["method"] in ("divprune", "visionzip", "global-merge")
+        assert (r["multiply_adds"] > 0) == product == (r["floor_ms"] is not None)
+        if product:
+            assert r["floor_ms"] > 0 and r["floor_cpu_ms"] > 0
+            assert math.isclose(r["of_floor"], r["select_ms"] / r["floor_ms"], rel_tol=1e-9)
+    assert {r["keep_ratio"] for r in synthetic} == {0.25}
     fits = {f["keep_ratio"]: f for f in data["scaling"]}
     assert set(fits) == {1.0, *KEEP} and all(f["exponent"] and f["exponent_prompt"] for f in fits.values())
     assert all(len(f["seconds"]) == len(SECONDS) for f in fits.values())
@@ -112,6 +126,7 @@ def test_bench_report_and_figure(bench_output, bench_run, capsys):
     assert "RANDOM WEIGHTS" in out
     for heading in ["### Prefill", "### Encoder and scoring hook", "### Scores", "### Selection", "### Scaling"]:
         assert heading in out
+    assert "floor ms" in out and "as one float32 product" in out
     assert html.stat().st_size > 100_000 and "plotly" in html.read_text()[:100_000].lower()
     # the same report again from the saved JSON, without a model
     assert main(["bench", "--from-json", str(bench_run[1])]) == 0
@@ -158,6 +173,36 @@ def test_targets_are_checked_where_the_run_has_them():
     wall, cpu = report.targets(result, encoder_layers=12)
     assert wall.met and wall.value == pytest.approx(0.922, abs=1e-3)
     assert not cpu.met and cpu.value == pytest.approx(0.863, abs=1e-3)
+
+
+def test_selection_targets_at_scale():
+    def row(method, n, ms, floor=None):
+        return ROWS["selection"](
+            method,
+            n,
+            0.25,
+            keep_count(n, 0.25),
+            ms,
+            ms,
+            "synthetic",
+            hidden=896,
+            repeats=3,
+            floor_ms=floor,
+            of_floor=None if floor is None else ms / floor,
+            multiply_adds=1 if floor else 0,
+        )
+
+    rows = [row("segmentwise", 45_000, 0.4), row("visionzip", 45_000, 900.0, 700.0), row("divprune", 45_000, 15e3, 9e3)]
+    rows += [row("divprune", 15_000, 3e3, 1e3), row("local-merge", 15_000, 80.0)]  # no 50 ms goal below 45,000
+    result = Result(SCHEMA, "", {}, {}, {"selection_repeats": 20}, selection=rows)
+    met = {t.name: (t.met, t.value) for t in report.targets(result, encoder_layers=12)}
+    assert met == {
+        "selection time of segmentwise (N = 45000, keep 0.25, H = 896)": (True, 0.4),
+        "selection time of visionzip (N = 45000, keep 0.25, H = 896)": (False, 900.0),
+        "DivPrune selection / its arithmetic floor (N = 45000, keep 0.25, H = 896)": (True, 15e3 / 9e3),
+        "DivPrune selection / its arithmetic floor (N = 15000, keep 0.25, H = 896)": (False, 3.0),
+        "segmentwise selection time (N = 45000, keep 0.25)": (True, 0.4),
+    }
 
 
 def test_growth_exponent():
@@ -209,7 +254,7 @@ def test_peak_memory_attributes_one_phase():
 
 def test_gpu_entry_runs_on_cpu_with_the_tiny_preset(tmp_path, capsys):
     argv = ["--out", str(tmp_path), "--preset", "tiny", "--device", "cpu", "--dtype", "float32", "--repeats", "1"]
-    argv += ["--decode-tokens", "2"]
+    argv += ["--decode-tokens", "2", "--selection-n", "400"]
     assert gpu.main([*argv, "--long", "30"]) == 0
     assert {p.name for p in tmp_path.iterdir()} == {
         "gpu-qwen2-audio.json",

@@ -172,7 +172,7 @@ def test_segment_bounds_rejects_bad_counts(n, s):
 
 def test_registry_order_and_metadata():
     paper = ["segmentwise", "topk", "visionzip"]
-    beyond = ["adaptive-segmentwise", "divprune"]
+    beyond = ["adaptive-segmentwise", "divprune", "local-merge", "global-merge"]
     assert list(METHODS) == [*paper, *beyond, "random", "bottomk", "uniform"]
     assert DEFAULT_METHOD == "segmentwise" and DEFAULT_SEGMENTS == 10
     for name, m in METHODS.items():
@@ -182,8 +182,10 @@ def test_registry_order_and_metadata():
     assert "2412.04467" in METHODS["visionzip"].source
     assert "2503.02175" in METHODS["divprune"].source
     assert [n for n, m in METHODS.items() if m.takes("segments")] == ["segmentwise", "adaptive-segmentwise"]
-    assert [n for n, m in METHODS.items() if m.needs_embeddings] == ["visionzip", "divprune"]
-    assert [n for n, m in METHODS.items() if m.merges] == ["visionzip"]
+    assert "2605.25179" in METHODS["local-merge"].source and "2210.09461" in METHODS["global-merge"].source
+    merging = ["local-merge", "global-merge"]
+    assert [n for n, m in METHODS.items() if m.needs_embeddings] == ["visionzip", "divprune", *merging]
+    assert [n for n, m in METHODS.items() if m.merges] == ["visionzip", *merging]
 
 
 def test_unknown_method_lists_the_available_ones():
@@ -596,3 +598,241 @@ def test_options_are_recorded_and_only_changed_ones_name_a_setting():
     assert Setting("visionzip", 0.1, context_ratio=0.3).to_dict()["options"] == {"context_ratio": 0.3}
     with pytest.raises(ValueError, match="no option 'segments'"):
         Setting("topk", 0.25, segments=5)
+
+
+# --- merging methods: local-merge (LTBM-style, with a window) and global-merge (ToMe)
+
+
+def ref_merge(x, k, window):
+    """Groups (lists of original positions, the anchor first) by plain loops over the definition,
+    in float64: rounds of bipartite matching (A = even positions, B = odd) until k groups remain."""
+    x = np.asarray(x, dtype=np.float64)
+    groups = [[i] for i in range(len(x))]
+    while len(groups) > k:
+        m = len(groups)
+        means = [x[g].mean(axis=0) for g in groups]
+
+        def cos(p, q, means=means):
+            u, v = means[p], means[q]
+            return float(u @ v) / (max(np.linalg.norm(u), 1e-12) * max(np.linalg.norm(v), 1e-12))
+
+        edges = []
+        for p in range(0, m, 2):
+            candidates = [q for q in range(1, m, 2) if window is None or abs(q - p) <= 2 * window - 1]
+            best = max(candidates, key=lambda q: (cos(p, q), -q))  # ties: the earlier B
+            edges.append((cos(p, best), p, best))
+        chosen = sorted(edges, key=lambda e: (-e[0], e[1]))[: min(m - k, (m + 1) // 2)]  # ties: the earlier A
+        into = {p: q for _, p, q in chosen}
+        groups = [
+            groups[q] + [i for p, d in sorted(into.items()) if d == q for i in groups[p]]
+            for q in range(m)
+            if q not in into
+        ]
+    return groups
+
+
+MERGES = [("local-merge", {"window": 1}), ("local-merge", {"window": 2}), ("local-merge", {"window": 3})]
+MERGES += [("global-merge", {})]
+
+
+@pytest.mark.parametrize("method, opts", MERGES)
+@settings(max_examples=40, deadline=None)
+@given(n=st.integers(1, 90), data=st.data(), h=st.integers(1, 12), seed=st.integers(0, 2**16))
+def test_merges_match_brute_force(method, opts, n, data, h, seed):
+    k = data.draw(st.integers(1, n))
+    emb = make_embeddings(n, h=h, seed=seed)
+    sel = select(method, np.zeros(n), k / n, embeddings=emb, **opts)
+    groups = ref_merge(emb.numpy(), keep_count(n, k / n), opts.get("window"))
+    assert sel.k == len(groups) == keep_count(n, k / n)
+    assert sel.indices.tolist() == [g[0] for g in groups]  # anchors, in temporal order
+    assert sel.merged.tolist() == [len(g) > 1 for g in groups]
+    expected = np.stack([emb.double().numpy()[g].mean(axis=0) for g in groups])
+    np.testing.assert_allclose(sel.embeddings.double().numpy(), expected, rtol=1e-5, atol=1e-6)
+    for row, g in zip(sel.embeddings, groups):
+        if len(g) == 1:  # a token that merged nothing is its original row, bit for bit
+            assert torch.equal(row, emb[g[0]])
+
+
+@pytest.mark.parametrize("method, opts", MERGES)
+@FAST
+@given(case=cases(max_n=1200))
+def test_merges_keep_exactly_k_in_order_deterministically(method, opts, case):
+    n, ratio, _, _, seed = case
+    emb = make_embeddings(n, h=16, seed=seed)
+    sel = select(method, np.zeros(n), ratio, embeddings=emb, **opts)
+    assert sel.k == keep_count(n, ratio) and np.all(np.diff(sel.indices) > 0)
+    assert sel.embeddings.shape == (sel.k, 16) and sel.merged.dtype == bool
+    again = select(method, np.zeros(n), ratio, embeddings=emb.clone(), **opts)
+    np.testing.assert_array_equal(sel.indices, again.indices)
+    assert torch.equal(sel.embeddings, again.embeddings) and np.array_equal(sel.merged, again.merged)
+    identity = select(method, np.zeros(n), 1.0, embeddings=emb, **opts)
+    assert identity.indices.tolist() == list(range(n)) and torch.equal(identity.embeddings, emb)
+    assert not identity.merged.any()
+
+
+@FAST
+@given(case=cases(max_n=3000))
+def test_local_merge_with_window_one_merges_contiguous_stretches(case):
+    """Window 1: every merged row is the mean of one contiguous stretch of tokens holding its anchor."""
+    from segprune.merging import bipartite_merge
+
+    n, ratio, _, _, seed = case
+    emb = make_embeddings(n, h=6, seed=seed, dtype=torch.float64)
+    merged = bipartite_merge(emb, keep_count(n, ratio), window=1)
+    ends = np.cumsum(merged.sizes)
+    starts = ends - merged.sizes
+    assert ends[-1] == n and np.all((starts <= merged.anchors) & (merged.anchors < ends))
+    expected = torch.stack([emb[s:e].mean(dim=0) for s, e in zip(starts, ends)])
+    torch.testing.assert_close(merged.rows, expected, rtol=1e-12, atol=1e-12)
+
+
+def test_merges_crafted_ties_go_to_the_earlier_token():
+    same = torch.ones(6, 3)  # every cosine is exactly 1
+    # K = 3, one full round: A_0 -> B_0 (its only neighbour), A_1 -> B_0 (earlier of two), A_2 -> B_1
+    local = select("local-merge", np.zeros(6), 0.5, embeddings=same)
+    assert local.indices.tolist() == [1, 3, 5] and local.merged.tolist() == [True, True, False]
+    assert torch.equal(local.embeddings, torch.ones(3, 3))
+    # global: every A into the first B
+    glob = select("global-merge", np.zeros(6), 0.5, embeddings=same)
+    assert glob.indices.tolist() == [1, 3, 5] and glob.merged.tolist() == [True, False, False]
+    # K = 4, a partial round: of three equal edges the two earliest A merge
+    assert select("local-merge", np.zeros(6), 4 / 6, embeddings=same).indices.tolist() == [1, 3, 4, 5]
+    # a row that merged nothing is the original bit for bit, even the sign of a zero
+    signed = same.clone()
+    signed[5, 0] = -0.0  # token 5 (B_2) is less like token 4 than token 3 is: nothing merges into it
+    alone = select("local-merge", np.zeros(6), 0.5, embeddings=signed)
+    assert alone.merged.tolist() == [True, True, False]
+    assert torch.equal(alone.embeddings[2].view(torch.int32), signed[5].view(torch.int32))
+
+
+def test_local_merge_keeps_two_sounds_apart_and_global_joins_their_repeats():
+    e = torch.eye(4)
+    two = e[[0] * 5 + [1] * 5]
+    for method in ("local-merge", "global-merge"):
+        sel = select(method, np.zeros(10), 0.2, embeddings=two)
+        assert sel.indices.tolist() == [3, 7] and torch.equal(sel.embeddings, e[[0, 1]])
+    repeat = e[[0] * 2 + [1] * 4 + [0] * 2]  # the first sound comes back after the second
+    glob = select("global-merge", np.zeros(8), 0.25, embeddings=repeat)
+    assert torch.equal(glob.embeddings, e[[1, 0]])  # both stretches of sound 0 in one row
+    local = select("local-merge", np.zeros(8), 0.25, embeddings=repeat)
+    assert not torch.equal(local.embeddings, e[[1, 0]])  # a window of 1 cannot reach across sound 1
+
+
+def test_merges_compute_in_float32_and_return_the_input_dtype():
+    emb = make_embeddings(300, h=32, seed=4, dtype=torch.bfloat16)
+    for method, opts in MERGES:
+        sel = select(method, np.zeros(300), 0.25, embeddings=emb, **opts)
+        assert sel.embeddings.dtype == torch.bfloat16 and sel.embeddings.device == emb.device
+        groups = ref_merge(emb.float().numpy(), sel.k, opts.get("window"))
+        assert sel.indices.tolist() == [g[0] for g in groups]
+        expected = torch.stack([emb[g].float().mean(dim=0) for g in groups]).to(torch.bfloat16)
+        assert torch.equal(sel.embeddings, expected)  # the float32 mean, rounded once
+
+
+def test_merges_results_do_not_depend_on_the_block_sizes(monkeypatch):
+    from segprune import merging
+
+    emb = make_embeddings(700, h=24, seed=5)
+    default = {(m, str(o)): select(m, np.zeros(700), 0.1, embeddings=emb, **o) for m, o in MERGES}
+    monkeypatch.setattr(merging, "SIM_BLOCK", 97)
+    monkeypatch.setattr(merging, "BLOCK_ROWS", 3)
+    for (method, opts), sel in zip(MERGES, default.values()):
+        small = select(method, np.zeros(700), 0.1, embeddings=emb, **opts)
+        np.testing.assert_array_equal(small.indices, sel.indices)
+        torch.testing.assert_close(small.embeddings, sel.embeddings, rtol=1e-6, atol=1e-6)
+
+
+def test_merge_sums_are_the_same_by_masked_adds_or_index_add(monkeypatch):
+    from segprune import merging
+
+    emb = make_embeddings(500, h=8, seed=7)
+    default = [select(m, np.zeros(500), 0.2, embeddings=emb, **o) for m, o in MERGES]
+    monkeypatch.setattr(merging, "MASKED_OFFSETS", 0)  # every full round by index_add_
+    for (method, opts), sel in zip(MERGES, default):
+        other = select(method, np.zeros(500), 0.2, embeddings=emb, **opts)
+        np.testing.assert_array_equal(other.indices, sel.indices)
+        assert torch.equal(other.embeddings, sel.embeddings)  # the same additions in the same order
+
+
+@pytest.mark.parametrize("m, span", [(1, 0), (2, 1), (8, 3), (9, 1), (17, 5), (40, 20), (100, 1), (100, 30)])
+def test_forward_dots_are_the_banded_gram_matrix(m, span):
+    from segprune.merging import forward_dots
+
+    s = torch.randn(m, 2 * 5, dtype=torch.float64)[:, ::2]  # a strided view, as the rows of a round are
+    gram = (s @ s.T).numpy()
+    expected = np.array([[gram[p, p + d] if p + d < m else 0.0 for d in range(span + 1)] for p in range(m)])
+    np.testing.assert_allclose(forward_dots(s, span), expected, rtol=1e-12, atol=1e-12)
+
+
+def test_merge_window_is_validated():
+    with pytest.raises(ValueError, match="window must be a whole number of at least 1"):
+        make_method("local-merge", window=0)
+    with pytest.raises(ValueError, match="its options: none"):
+        select("global-merge", np.zeros(10), 0.5, embeddings=torch.ones(10, 2), window=2)
+
+
+# --- selection at scale: DivPrune's lazy greedy, VisionZip's blocked search, the cost warning
+
+
+def greedy_per_pick(x, first, k):
+    """The greedy max-min order updating all N distances after every pick (the old DivPrune loop)."""
+    chosen = torch.zeros(x.shape[0], dtype=torch.bool)
+    chosen[first] = True
+    nearest = 1.0 - x @ x[first]
+    order = [first]
+    for _ in range(k - 1):
+        j = int(torch.argmax(nearest.masked_fill(chosen, -torch.inf)))
+        chosen[j] = True
+        order.append(j)
+        nearest = torch.minimum(nearest, 1.0 - x @ x[j])
+    return order
+
+
+@pytest.mark.parametrize("block", [1, 7, 128, 5000])
+@pytest.mark.parametrize("kind", ["normal", "repeats"])
+def test_divprune_lazy_greedy_picks_exactly_what_a_pass_per_pick_picks(block, kind):
+    from segprune.methods import greedy_max_min
+
+    rng = np.random.default_rng(block)
+    if kind == "normal":
+        emb = torch.from_numpy(rng.standard_normal((800, 24)).astype(np.float32))
+    else:  # few distinct rows: exact ties everywhere, broken by the lower index
+        emb = torch.eye(6)[rng.integers(0, 6, 800)]
+    x = torch.nn.functional.normalize(emb, dim=-1)
+    for k in (1, 2, 40, 300):
+        order = greedy_max_min(x, 17, k, block)
+        assert order.tolist() == greedy_per_pick(x, 17, k)  # the same picks in the same order
+    sel = select("divprune", rng.random(800), 1.0, embeddings=emb)
+    assert sel.indices.tolist() == list(range(800))
+
+
+def test_visionzip_results_do_not_depend_on_the_block_size(monkeypatch):
+    from segprune import methods
+
+    scores = make_scores(900, "normal", 6)
+    emb = make_embeddings(900, h=16, seed=6)
+    default = select("visionzip", scores, 0.3, embeddings=emb)
+    monkeypatch.setattr(methods, "SIM_BLOCK", 50)  # many small blocks of the contextual search
+    small = select("visionzip", scores, 0.3, embeddings=emb)
+    np.testing.assert_array_equal(small.indices, default.indices)
+    np.testing.assert_array_equal(small.merged, default.merged)
+    assert torch.equal(small.embeddings, default.embeddings)  # the same sums, added in the same order
+
+
+def test_slow_selection_warning_follows_the_cost_model():
+    from segprune.methods import selection_multiply_adds, slow_selection_warning
+
+    assert selection_multiply_adds("divprune", 15_000, 3_750, 896) == 3_750 * 15_000 * 896
+    assert selection_multiply_adds("global-merge", 8, 2, 1) == 4 * 4 + 2 * 2
+    assert selection_multiply_adds("segmentwise", 45_000, 11_250, 896) == 0
+    for method in METHODS:
+        assert slow_selection_warning(method, 750) is None  # 30 s of audio: quick for every method
+    for method in ["segmentwise", "topk", "adaptive-segmentwise", "local-merge", "random", "bottomk", "uniform"]:
+        assert slow_selection_warning(method, 45_000) is None  # linear in N
+    sentence = slow_selection_warning("divprune", 15_000)
+    assert sentence.startswith("DivPrune will take about") and "3,750 of 15,000 tokens" in sentence
+    assert len(sentence.split(". ")) == 1 and sentence.endswith(".")
+    assert slow_selection_warning("divprune", 15_000, keep=0.01) is None  # K = 150: quick again
+    assert slow_selection_warning("divprune", 15_000, device="cuda") is None  # no model measured there
+    with pytest.raises(ValueError, match="Unknown method"):
+        slow_selection_warning("fastv", 100)

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields
 
-SCHEMA = "segprune-bench/2"
-SELECTION_N = 15_000  # N of the synthetic selection test: 10 minutes of audio at 25 tokens per second
+SCHEMA = "segprune-bench/3"
+SELECTION_N = [15_000, 45_000]  # N of the synthetic selection test: 10 and 30 minutes of audio at 25 tokens/s
+SELECTION_KEEP = 0.25  # its keep ratio
 RANDOM_WEIGHTS_NOTE = (
     "RANDOM WEIGHTS: the model has the real architecture but random weights; token counts, "
     "timings and memory are real, the scores and any generated text are meaningless."
@@ -80,15 +81,29 @@ class BaselineRow:
 
 @dataclass
 class SelectionRow:
-    """One selection method on one score vector."""
+    """One selection method on one score vector (and N x H embeddings), timed interleaved.
+
+    For the methods whose work is a matrix product's (`methods.selection_multiply_adds` > 0:
+    divprune, visionzip, global-merge), `floor_ms` is that many multiply-adds as one float32
+    product of the embeddings [N, H] with a random [H, C] matrix (C = multiply_adds / (N * H),
+    in column blocks into one reused buffer), timed in the same interleaved loop: the arithmetic
+    floor the method is measured against (`of_floor` = select_ms / floor_ms).
+    """
 
     method: str
     n: int
     keep_ratio: float
     k: int
-    select_ms: float  # median
+    select_ms: float  # median wall time of one selection
     select_ms_min: float
     source: str  # "clip": the clip's own scores; "synthetic": random scores of length n
+    hidden: int = 0  # H of the embeddings
+    repeats: int = 0  # timed runs
+    select_cpu_ms: float | None = None  # median process CPU time (all threads) of one selection; None off CPU
+    multiply_adds: int = 0  # the product-like work of the method (0: a few passes over N)
+    floor_ms: float | None = None  # median wall time of those multiply-adds as one matrix product
+    floor_cpu_ms: float | None = None
+    of_floor: float | None = None  # select_ms / floor_ms
 
 
 @dataclass
