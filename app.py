@@ -4,8 +4,11 @@
     python app.py --model tiny-qwen2-audio
     python app.py --model nvidia/audio-flamingo-3-hf --port 7861
 
-Gradio wiring only: the model choice comes from `segprune.models.choice`, every number and figure
-from `segprune.comparison` and `segprune.plot`, every sentence from `segprune.words`. The model loads
+Gradio wiring only: the model choice comes from `segprune.models.choice`, the functions behind Run and
+behind a change of the selection from `segprune.demo` (a visitor's cached clip is a
+`segprune.session.Session`), every number and figure from `segprune.comparison` and `segprune.plot`,
+every sentence from `segprune.words`, the components that answer in sentences from
+`segprune.widgets`. Endpoints: `/run` (the models) and `/select` (re-selection). The model loads
 once, at start-up. Without an explicit --model the app serves the default model where it can
 load and otherwise falls back to that family's tiny random-weight model, with a banner that says
 why; an explicit --model never falls back. Gradio and torch are imported after the arguments are
@@ -20,15 +23,13 @@ except ImportError:
     spaces = None
 
 import argparse
-import dataclasses
 import json
 import logging
 import sys
-from functools import cache
 from pathlib import Path
 
-from segprune import request
-from segprune.args import DTYPES, positive_float, positive_int, torch_dtype
+from segprune.args import DTYPES, add_engine_arguments, make_engine, positive_float, positive_int, torch_dtype
+from segprune.demo import CSS, make_request, make_selection, on_page
 from segprune.methods import DEFAULT_METHOD, DEFAULT_SEGMENTS, METHODS, get_method
 from segprune.models import DEFAULT_MODEL, registry
 from segprune.request import Limits
@@ -40,163 +41,22 @@ PROMPTS = {
     "Captioning": "Describe the audio in detail.",
     "Question answering": "What sound events occur in this clip, and in what order?",
     "Transcription": "Transcribe the speech in this audio.",
+    "Music": "Describe the music: the instruments, the tempo and the mood.",
 }
 DEFAULT_KEEP = 0.25
-CSS = """
-#banner { border-left: 6px solid #e8710a; background: #fff4e5; padding: 10px 16px; border-radius: 6px; }
-#banner.info { border-left-color: #3f51b5; background: #eef0fb; }
-#banner p { margin: 2px 0; }
-#summary { font-size: 1.05em; }
-#summary h2 { margin: 0 0 4px 0; }
-.stats p { margin: 0; }
-"""
+SESSION_SECONDS = 1800  # a visitor's cached clip lives this long after its last use (one clip per tab)
 
 
 def examples() -> list[list[str]]:
+    """[path, preset, prompt] per bundled example: each prompt is one of the presets."""
     listing = ASSETS / "examples.json"
     if not listing.exists():
         return []
-    return [[str(ASSETS / e["file"]), e["prompt"]] for e in json.loads(listing.read_text())]
-
-
-# --------------------------------------------------------------------------- requests
-
-
-def check_request(method, keep, segments, prompt, max_new_tokens, compare_all, limits: Limits):
-    """`segprune.request.check_request`, its ValueError as the page's one sentence (gr.Error)."""
-    import gradio as gr
-
-    try:
-        return request.check_request(method, keep, segments, prompt, max_new_tokens, compare_all, limits)
-    except ValueError as err:
-        raise gr.Error(str(err)) from None
-
-
-def _gpu(duration):
-    """`spaces.GPU(duration=...)` on ZeroGPU; elsewhere the function unchanged."""
-    return spaces.GPU(duration=duration) if spaces is not None else (lambda fn: fn)
-
-
-def _gpu_seconds(audio, prompt, settings, max_new_tokens) -> int:
-    return 30 + 10 * len(settings) + max_new_tokens // 8
-
-
-def make_request(lm, limits: Limits | None = None, repeats=None):
-    """The function behind the Run button: (audio path, method, keep, segments, prompt, max new
-    tokens, compare all, drop silent) -> the page's outputs, or gr.Error with one plain sentence.
-    Every request has its own state; nothing is kept between requests."""
-    import gradio as gr
-
-    import segprune
-    from segprune import silence, words
-    from segprune.audio import AudioError
-    from segprune.plot import token_figure
-
-    limits = limits or Limits()
-    max_seconds = limits.seconds_for(lm)
-
-    @_gpu(duration=_gpu_seconds)
-    def infer(audio, prompt, settings, max_new_tokens):
-        c = segprune.compare(lm, audio, prompt, settings, max_new_tokens=max_new_tokens, repeats=repeats)
-        # Hand back host tensors only (ZeroGPU returns results from another process).
-        c.tokens.embeddings = c.tokens.embeddings.cpu()
-        c.pruned = [
-            dataclasses.replace(p, selection=dataclasses.replace(p.selection, embeddings=None)) for p in c.pruned
-        ]
-        return c
-
-    def run(
-        audio_path,
-        method,
-        keep,
-        segments,
-        prompt,
-        max_new_tokens,
-        compare_all,
-        drop_silent=False,
-        progress=gr.Progress(),  # noqa: B008 - Gradio's idiom: it injects the tracker
-    ):
-        if not audio_path:
-            raise gr.Error("No audio yet: record with the microphone, upload a file or click an example first.")
-        if not isinstance(audio_path, (str, Path)):
-            raise gr.Error("The audio must be an uploaded file or a recording.")
-        method, keep, segments, prompt, max_new_tokens, compare_all = check_request(
-            method, keep, segments, prompt, max_new_tokens, compare_all, limits
-        )
-        try:
-            drop_silent = request.check_flag(silence.LABEL, drop_silent)
-        except ValueError as err:
-            raise gr.Error(str(err)) from None
-        try:  # never more than the limits: a huge upload is refused by size, a long one read in part
-            audio = segprune.load_audio(audio_path, max_seconds=max_seconds, max_bytes=limits.max_bytes)
-        except AudioError as err:
-            raise gr.Error(str(err)) from None
-        if audio.truncated_seconds > 0:
-            gr.Warning(
-                f"The clip is {words.seconds(audio.seconds + audio.truncated_seconds)} long; only its first "
-                f"{max_seconds:g} s are used."
-            )
-        names = [method] + ([m for m in METHODS if m != method] if compare_all else [])
-        settings = [
-            segprune.Setting(
-                m,
-                keep,
-                drop_silent=bool(drop_silent),
-                **({"segments": segments} if get_method(m).takes("segments") else {}),
-            )
-            for m in names
-        ]
-        progress(0.1, desc="Encoding the clip once, then running the full and the pruned model")
-        try:
-            c = infer(audio, prompt, settings, max_new_tokens)
-        except gr.Error:
-            raise
-        except (AudioError, ValueError) as err:
-            raise gr.Error(str(err)) from None
-        except Exception:
-            log.exception("request failed")
-            raise gr.Error("The model failed on this request; the server log has the details.") from None
-        progress(0.95, desc="Drawing")
-        r = words.readouts(c, lm, audio, max_seconds)
-        figure = token_figure(c, 0, audio.samples, audio.sample_rate)
-        table = words.table_rows(c) if compare_all else None
-        return (
-            r["summary"],
-            r["full_text"],
-            r["full_stats"],
-            r["pruned_text"],
-            r["pruned_stats"],
-            figure,
-            r["details"],
-            table,
-        )
-
-    return run
+    preset = {text: name for name, text in PROMPTS.items()}
+    return [[str(ASSETS / e["file"]), preset.get(e["prompt"]), e["prompt"]] for e in json.loads(listing.read_text())]
 
 
 # --------------------------------------------------------------------------- the page
-
-
-@cache
-def _components():
-    """gr.Slider and gr.Radio that hand their value to the request function as it came: Gradio's
-    own checks fail with a generic error on a value that is not a number or not a choice (through
-    the API), and `check_request` answers every bad value with one plain sentence instead."""
-    import gradio as gr
-
-    class Slider(gr.Slider):
-        is_template = True  # drawn by the frontend as a plain slider
-
-        def preprocess(self, payload):
-            return payload
-
-    class Radio(gr.Radio):
-        is_template = True
-
-        def preprocess(self, payload):
-            return payload
-
-    return Slider, Radio
 
 
 def build_demo(
@@ -205,107 +65,174 @@ def build_demo(
     repeats=None,
     limits: Limits | None = None,
     fallback_details: str | None = None,
+    engine=None,
 ):
     """The Blocks app serving `lm` (loaded once by the caller) within `limits` (default `Limits()`):
     `limits.concurrency` requests on the model at a time, at most `limits.max_queue` waiting.
     Launch it with `demo.launch(**launch_options(limits))`."""
     import gradio as gr
 
-    from segprune import silence, words
+    from segprune import silence, widgets, words
 
     limits = limits or Limits()
-    run = make_request(lm, limits, repeats)
-    Slider, Radio = _components()
+    run = make_request(lm, limits, repeats, engine)
+    t = words.terms(lm)
     banner_text, banner_classes = words.banner(lm, fallback_reason, fallback_details)
     noun = "output (random weights: meaningless text)" if lm.random_weights else "answer"
 
-    with gr.Blocks(title="segprune: audio token pruning") as demo:
+    with widgets.Page(title="segprune: audio token pruning", delete_cache=(600, 3600)) as demo:
         gr.Markdown(banner_text, elem_id="banner", elem_classes=banner_classes)
-        gr.Markdown(
-            "# segprune: the language model hears only K of the audio tokens\n"
-            "Every audio token (25 per second for Qwen2-Audio and Audio Flamingo 3) is scored by the attention it "
-            "receives in the audio encoder; the pruned model prefills only the K kept ones. Default method: "
-            "Segmentwise Top-K (Gibier et al., *Segmentwise Pruning in Audio-Language Models*, arXiv 2511.14293)."
-        )
-        with gr.Row():
-            with gr.Column(scale=2, min_width=320):
-                audio = gr.Audio(sources=["upload", "microphone"], type="filepath", label="Audio clip", elem_id="audio")
+        gr.Markdown(words.intro(lm), elem_id="intro")
+        session = gr.State(None, time_to_live=SESSION_SECONDS)
+        with gr.Row(elem_id="main"):
+            with gr.Column(elem_id="input-col", min_width=0):
+                audio = widgets.AudioInput(
+                    sources=["upload", "microphone"], type="filepath", label="Audio clip", elem_id="audio"
+                )
                 gr.Markdown(limits.line(lm), elem_id="limits", elem_classes=["stats"])
-                with gr.Group():
-                    preset = gr.Radio(list(PROMPTS), value="Captioning", label="Prompt preset", elem_id="preset")
-                    prompt = gr.Textbox(PROMPTS["Captioning"], label="Prompt", lines=1, max_lines=4, elem_id="prompt")
-                method = Radio(
+                button = gr.Button("Run", variant="primary", elem_id="run")
+                example_slot = gr.Column(min_width=0)
+            with gr.Column(elem_id="results-col", min_width=0):
+                summary = gr.Markdown(words.status_waiting(lm), elem_id="summary")
+                with gr.Column(visible=False, elem_id="answers", min_width=0) as answers:
+                    status = gr.Markdown(elem_id="status")
+                    with gr.Row(equal_height=True):
+                        with gr.Column(min_width=240):
+                            full_text = gr.Textbox(
+                                label=f"Full model {noun}", lines=3, interactive=False, elem_id="full-text"
+                            )
+                            full_stats = gr.Markdown(elem_id="full-stats", elem_classes=["stats"])
+                        with gr.Column(min_width=240):
+                            pruned_text = gr.Textbox(
+                                label=f"Pruned model {noun}", lines=3, interactive=False, elem_id="pruned-text"
+                            )
+                            pruned_stats = gr.Markdown(elem_id="pruned-stats", elem_classes=["stats"])
+                    plot = gr.Plot(label="What the pruned model kept", show_label=False, elem_id="plot")
+                    listen = widgets.ListeningTrack(
+                        label="Listen: what the pruned model hears",
+                        interactive=False,
+                        buttons=["download"],
+                        elem_id="listen",
+                    )
+                    gr.Markdown(
+                        f"The clip's length, silent over the dropped {t.units}.", elem_classes=["stats", "note"]
+                    )
+                    details = gr.Markdown(elem_id="details")
+                    methods_plot = gr.Plot(visible=False, show_label=False, elem_id="methods-plot")
+                    table = gr.Dataframe(
+                        headers=words.TABLE_HEADERS,
+                        visible=False,
+                        wrap=True,
+                        column_widths=words.TABLE_WIDTHS,
+                        max_height=800,
+                        label="All methods at this keep ratio, from one encoder pass",
+                        elem_id="table",
+                        interactive=False,
+                    )
+            with gr.Column(elem_id="settings-col", min_width=0):
+                method = widgets.Radio(
                     [(m.label, m.name) for m in METHODS.values()],
                     value=DEFAULT_METHOD,
                     label="Pruning method",
                     elem_id="method",
-                    info=METHODS[DEFAULT_METHOD].summary,
                 )
+                method_info = gr.Markdown(METHODS[DEFAULT_METHOD].summary, elem_id="method-info")
                 with gr.Row():
-                    keep = Slider(
-                        0.01, 1.0, value=DEFAULT_KEEP, step=0.01, label="Keep ratio (share kept)", elem_id="keep"
+                    keep = widgets.Number(
+                        DEFAULT_KEEP,
+                        step=0.05,
+                        label="Keep ratio: share kept, in (0, 1]",
+                        elem_id="keep",
+                        min_width=140,
                     )
-                    segments = Slider(1, 50, value=DEFAULT_SEGMENTS, step=1, label="Segments S", elem_id="segments")
-                with gr.Row():
-                    max_new_tokens = Slider(
-                        1,
-                        limits.max_new_tokens,
-                        value=min(64, limits.max_new_tokens),
-                        step=1,
-                        label="Max new tokens",
-                        elem_id="max-new-tokens",
+                    segments = widgets.Number(
+                        DEFAULT_SEGMENTS, step=1, label="Segments S (1 or more)", elem_id="segments", min_width=140
                     )
-                    compare_all = gr.Checkbox(
-                        False, label="Compare all methods (one encoder pass)", elem_id="compare-all"
+                check = gr.Markdown(elem_id="check")
+                max_new_tokens = widgets.Number(
+                    min(64, limits.max_new_tokens),
+                    step=1,
+                    label=f"Max new tokens (1 to {limits.max_new_tokens})",
+                    elem_id="max-new-tokens",
+                )
+                compare_all = gr.Checkbox(False, label="Compare all methods (one encoder pass)", elem_id="compare-all")
+                drop_silent = gr.Checkbox(False, label=silence.LABEL, info=silence.DESCRIPTION, elem_id="drop-silent")
+                preset = gr.Radio(
+                    list(PROMPTS), value="Captioning", label="Prompt preset", elem_id="preset", visible=lm.uses_prompt
+                )
+                prompt = gr.Textbox(
+                    PROMPTS["Captioning"],
+                    label="Prompt",
+                    lines=1,
+                    max_lines=4,
+                    elem_id="prompt",
+                    visible=lm.uses_prompt,
+                )
+                if not lm.uses_prompt:
+                    gr.Markdown(
+                        f"**No prompt:** {lm.name} transcribes; it reads no instruction, so the prompt controls are hidden.",
+                        elem_id="no-prompt",
                     )
-                    drop_silent = gr.Checkbox(
-                        False, label=silence.LABEL, info=silence.DESCRIPTION, elem_id="drop-silent"
-                    )
-                button = gr.Button("Run", variant="primary", elem_id="run")
-                if clips := examples():
-                    gr.Examples(
-                        clips, inputs=[audio, prompt], cache_examples=False, label="Examples (click one, then Run)"
-                    )
-            with gr.Column(scale=3, min_width=480):
-                summary = gr.Markdown("## Pick a clip and press Run", elem_id="summary")
-                with gr.Row(equal_height=True):
-                    with gr.Column():
-                        full_text = gr.Textbox(
-                            label=f"Full model {noun}", lines=3, interactive=False, elem_id="full-text"
-                        )
-                        full_stats = gr.Markdown(elem_id="full-stats", elem_classes=["stats"])
-                    with gr.Column():
-                        pruned_text = gr.Textbox(
-                            label=f"Pruned model {noun}", lines=3, interactive=False, elem_id="pruned-text"
-                        )
-                        pruned_stats = gr.Markdown(elem_id="pruned-stats", elem_classes=["stats"])
-                plot = gr.Plot(label="What the pruned model kept", show_label=False, elem_id="plot")
-                details = gr.Markdown(elem_id="details")
-                table = gr.Dataframe(
-                    headers=words.TABLE_HEADERS,
-                    visible=False,
-                    wrap=True,
-                    column_widths=["20%", "8%", "11%", "10%", "11%", "40%"],
-                    max_height=800,
-                    label="All methods at this keep ratio",
-                    elem_id="table",
-                    interactive=False,
+        if clips := examples():
+            with example_slot:
+                fields = [audio, preset, prompt] if lm.uses_prompt else [audio]
+                rows = [row if lm.uses_prompt else row[:1] for row in clips]
+                names = [
+                    f"{Path(path).stem} · {preset}" if lm.uses_prompt else Path(path).stem for path, preset, _ in clips
+                ]
+                gr.Examples(
+                    rows, fields, cache_examples=False, label="Examples (click one, then Run)", example_labels=names
                 )
 
         def show_segments(name, everything):
-            return gr.Slider(visible=get_method(name).takes("segments") or everything)
+            return gr.Number(visible=get_method(name).takes("segments") or everything)
 
         ui = dict(queue=False, api_visibility="private")  # instant, never behind a model run
-        method.change(lambda name: gr.Radio(info=METHODS[name].summary), method, method, **ui)
-        method.change(show_segments, [method, compare_all], segments, **ui)
-        compare_all.change(show_segments, [method, compare_all], segments, **ui)
-        compare_all.change(lambda everything: gr.Dataframe(visible=everything), compare_all, table, **ui)
-        preset.change(lambda name: PROMPTS[name], preset, prompt, **ui)
-        button.click(
-            run,
-            [audio, method, keep, segments, prompt, max_new_tokens, compare_all, drop_silent],
-            [summary, full_text, full_stats, pruned_text, pruned_stats, plot, details, table],
-            api_name="run",
+        method.change(lambda name: METHODS[name].summary if name in METHODS else "", method, method_info, **ui)
+        gr.on([method.change, compare_all.change], show_segments, [method, compare_all], segments, **ui)
+        compare_all.change(
+            lambda on: (gr.Dataframe(visible=on), gr.Plot(visible=on)), compare_all, [table, methods_plot], **ui
+        )
+        preset.change(lambda name: PROMPTS.get(name, gr.skip()), preset, prompt, **ui)
+        prompt.input(
+            lambda text: next((n for n, p in PROMPTS.items() if p == text.strip()), None), prompt, preset, **ui
+        )
+        inputs = [audio, method, keep, segments, prompt, max_new_tokens, compare_all, drop_silent, session]
+        outputs = [
+            summary,
+            full_text,
+            full_stats,
+            pruned_text,
+            pruned_stats,
+            plot,
+            details,
+            table,
+            listen,
+            status,
+            methods_plot,
+            session,
+        ]
+        cleared = {full_text: "", full_stats: "", pruned_text: "", pruned_stats: "", details: ""}
+        cleared |= {plot: None, table: None, listen: None, methods_plot: None}
+        running = {
+            answers: gr.update(visible=True),
+            summary: "## Running…",
+            status: words.status_running(lm),
+            **cleared,
+        }
+        button.click(lambda: running, None, list(running), **ui).then(
+            on_page(run), inputs, [*outputs, answers], api_visibility="private", show_progress_on=[summary]
+        )
+        gr.Button(visible=False).click(run, inputs, outputs, api_name="run")  # the API: refusals are gr.Error
+        gr.on(
+            [method.change, keep.change, segments.change, drop_silent.change],
+            make_selection(lm),
+            [method, keep, segments, drop_silent, session],
+            [plot, listen, status, check, summary, pruned_text, pruned_stats, details, session],
+            api_name="select",
+            show_progress="hidden",
+            concurrency_limit=4,
+            concurrency_id="select",
         )
     demo.queue(default_concurrency_limit=limits.concurrency, max_size=limits.max_queue)
     return demo
@@ -347,6 +274,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--host", default=None, help="server address (default: Gradio's, 127.0.0.1)")
     parser.add_argument("--port", type=positive_int, default=None, help="server port (default: Gradio's, 7860)")
     Limits.add_arguments(parser)
+    add_engine_arguments(parser, concurrency=False)
     return parser.parse_args(argv)
 
 
@@ -372,8 +300,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"app.py: error: {err}", file=sys.stderr)
         return 2
     lm = choice.lm
+    try:
+        engine = make_engine(args, lm)
+    except (ValueError, RuntimeError) as err:  # the family, or the server (VLLMError)
+        print(f"app.py: error: {err}", file=sys.stderr)
+        return 2
     log.info("serving %s on %s%s", lm.name, lm.device, f" (fallback: {choice.reason})" if choice.reason else "")
-    demo = build_demo(lm, choice.reason, limits=limits, fallback_details=choice.details)
+    demo = build_demo(lm, choice.reason, limits=limits, fallback_details=choice.details, engine=engine)
     demo.launch(server_name=args.host, server_port=args.port, **launch_options(limits))
     return 0
 

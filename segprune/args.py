@@ -40,6 +40,14 @@ def positive_int(text: str) -> int:
     return value
 
 
+def repeat_count(text: str) -> int:
+    """argparse type for --repeats: a whole number from 1 to 1000 (timing rounds)."""
+    value = positive_int(text)
+    if value > 1000:
+        raise argparse.ArgumentTypeError(f"expected at most 1000 timing rounds, got {text[:20]}")
+    return value
+
+
 def non_negative_int(text: str) -> int:
     """argparse type: a whole number of at least 0."""
     try:
@@ -136,6 +144,38 @@ def method_options(args: argparse.Namespace, method: str, strict: bool = True) -
     return {o: v for o, v in given.items() if cls.takes(o)}
 
 
+ENGINES = ("transformers", "vllm")
+
+
+def add_engine_arguments(parser: argparse.ArgumentParser, concurrency: bool = True) -> None:
+    """--engine, --vllm-url (and --concurrency): where the language-model half runs."""
+    parser.add_argument(
+        "--engine",
+        default="transformers",
+        choices=ENGINES,
+        help="where the language model runs: in this process (exact timing) or on a vLLM server (--vllm-url)",
+    )
+    parser.add_argument("--vllm-url", default=None, help="the vLLM server, e.g. http://127.0.0.1:8000")
+    if concurrency:
+        parser.add_argument(
+            "--concurrency", type=positive_int, default=4, help="requests in flight at once on the vLLM engine"
+        )
+
+
+def make_engine(args: argparse.Namespace, lm):
+    """The engine named by --engine for `lm`: None (in process, the default) or a `VLLMEngine`.
+    ValueError (one sentence) for vllm without --vllm-url, or a family vLLM cannot serve."""
+    if getattr(args, "engine", "transformers") == "transformers":
+        if getattr(args, "vllm_url", None):
+            raise ValueError("--vllm-url is for --engine vllm.")
+        return None
+    if not args.vllm_url:
+        raise ValueError("--engine vllm needs --vllm-url (start a server with `segprune vllm-serve MODEL`).")
+    from .engines.vllm import VLLMEngine
+
+    return VLLMEngine(lm, args.vllm_url, concurrency=getattr(args, "concurrency", 4))
+
+
 def torch_dtype(name: str | None):
     """The torch dtype named by --dtype, or None."""
     if name is None:
@@ -161,17 +201,21 @@ class OneLineParser(argparse.ArgumentParser):
 
 __all__ = [
     "DTYPES",
+    "ENGINES",
     "OneLineParser",
+    "add_engine_arguments",
     "add_method_options",
     "add_model_arguments",
     "add_score_layers_argument",
     "keep_ratio",
     "load_from_args",
+    "make_engine",
     "method_options",
     "non_negative_float",
     "non_negative_int",
     "option_flags",
     "positive_float",
     "positive_int",
+    "repeat_count",
     "torch_dtype",
 ]

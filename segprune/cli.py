@@ -17,16 +17,21 @@ import sys
 
 from .args import (
     OneLineParser,
+    add_engine_arguments,
     add_method_options,
     add_model_arguments,
     add_score_layers_argument,
     keep_ratio,
     load_from_args,
+    make_engine,
     method_options,
     positive_int,
+    repeat_count,
 )
 from .audio import AudioError
 from .bench.cli import register_bench
+from .convert import register_convert
+from .engines.serve import register_vllm_serve
 from .eval.cli import register_eval
 from .methods import DEFAULT_METHOD, METHODS
 from .models import ModelLoadError, registry
@@ -45,12 +50,13 @@ def register_run(subparsers) -> None:
     p.add_argument("--max-new-tokens", type=positive_int, default=64)
     p.add_argument(
         "--repeats",
-        type=positive_int,
+        type=repeat_count,
         default=None,
         help="prefill timing rounds (default: adaptive, 5 to 30 rounds until 0.5 s is measured per prompt)",
     )
     p.add_argument("--drop-silent", action="store_true", help="drop tokens of silent stretches first")
     add_score_layers_argument(p)
+    add_engine_arguments(p, concurrency=False)
     p.add_argument("--json", action="store_true", help="print one JSON object instead of the text report")
     p.set_defaults(func=run_command)
 
@@ -64,6 +70,7 @@ def run_command(args) -> int:
     spec = registry().get(args.model)  # a known model: read no more of the file than it takes
     audio = load_audio(args.audio, max_seconds=spec.family.load().max_seconds if spec else None)
     lm = load_from_args(args)
+    engine = make_engine(args, lm)
     c = compare(
         lm,
         audio,
@@ -72,6 +79,7 @@ def run_command(args) -> int:
         max_new_tokens=args.max_new_tokens,
         repeats=args.repeats,
         score_layers=args.score_layers,
+        engine=engine,
     )
     warnings = words.notices(c, lm) + (["the clip is silent; the answer describes silence."] if audio.is_silent else [])
     if args.json:
@@ -83,7 +91,7 @@ def run_command(args) -> int:
     return 0
 
 
-COMMANDS = [register_run, register_bench, register_eval]
+COMMANDS = [register_run, register_bench, register_eval, register_vllm_serve, register_convert]
 
 
 def main(argv: list[str] | None = None) -> int:

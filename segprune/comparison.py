@@ -280,8 +280,9 @@ def _check_context(lm: AudioLM, inputs, max_new_tokens: int) -> None:
     prompt_tokens = lm.prompt_tokens(inputs)
     limit = lm.context_length
     if prompt_tokens + max_new_tokens > limit:
+        asked = f"{max_new_tokens}" if max_new_tokens < 10**9 else "more than a billion"
         raise ValueError(
-            f"The prompt and the audio take {prompt_tokens} tokens and {max_new_tokens} new tokens were asked for, "
+            f"The prompt and the audio take {prompt_tokens} tokens and {asked} new tokens were asked for, "
             f"but {lm.key} reads at most {limit} tokens; shorten the prompt or the answer."
         )
 

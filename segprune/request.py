@@ -12,6 +12,7 @@ import numbers
 from dataclasses import dataclass, fields
 from typing import ClassVar
 
+from . import silence
 from .audio import ACCEPTED_FORMATS, MAX_CHANNELS, MAX_RATE, MIN_RATE
 from .methods import METHODS, keep_count
 
@@ -73,9 +74,12 @@ class Limits:
 
 
 def shown(value) -> str:
-    """A visitor's value as an error message quotes it: its repr, cut short."""
+    """A visitor's value as an error message quotes it: its repr, cut short (a whole number too
+    long to print, such as 10**5000, by its size)."""
+    if isinstance(value, int) and value.bit_length() > 128:
+        return f"a whole number of about {value.bit_length() * 0.30103:,.0f} digits"
     text = repr(value)
-    return text if len(text) <= 40 else text[:37] + "..."
+    return text if len(text) <= 40 else text[:37] + "…"
 
 
 def whole(value) -> int | None:
@@ -94,9 +98,9 @@ def check_flag(name: str, value) -> bool:
     return bool(value)
 
 
-def check_request(method, keep, segments, prompt, max_new_tokens, compare_all, limits: Limits):
-    """The request's settings, validated: (method, keep, segments, prompt, max_new_tokens, compare_all).
-    Raises ValueError with one sentence that says what is wrong and what is accepted."""
+def check_selection(method, keep, segments, drop_silent=False) -> tuple[str, float, int, bool]:
+    """The selection settings, validated: (method, keep, segments, drop_silent). Raises ValueError
+    with one sentence that says what is wrong and what is accepted (any JSON value is answered)."""
     if not isinstance(method, str) or method not in METHODS:
         raise ValueError(f"Unknown pruning method {shown(method)}; choose one of {', '.join(METHODS)}.")
     try:
@@ -111,9 +115,18 @@ def check_request(method, keep, segments, prompt, max_new_tokens, compare_all, l
             f"S (segments) must be a whole number of at least 1 (more than the kept tokens is allowed: "
             f"S = min(S, K) is used); got {shown(segments)}."
         )
+    return method, float(keep), s, check_flag(silence.LABEL, drop_silent)
+
+
+def check_request(method, keep, segments, prompt, max_new_tokens, compare_all, limits: Limits):
+    """The request's settings, validated: (method, keep, segments, prompt, max_new_tokens, compare_all).
+    Raises ValueError with one sentence that says what is wrong and what is accepted."""
+    method, keep, s, _ = check_selection(method, keep, segments)
     n = whole(max_new_tokens)
     if n is None or not 1 <= n <= limits.max_new_tokens:
-        raise ValueError(f"Max new tokens must be a whole number from 1 to {limits.max_new_tokens}.")
+        raise ValueError(
+            f"Max new tokens must be a whole number from 1 to {limits.max_new_tokens}; got {shown(max_new_tokens)}."
+        )
     if not isinstance(prompt, str) or not prompt.strip():
         raise ValueError("The prompt is empty: ask the model something about the audio.")
     if len(prompt) > limits.max_prompt_chars:
@@ -121,7 +134,7 @@ def check_request(method, keep, segments, prompt, max_new_tokens, compare_all, l
             f"The prompt has {len(prompt)} characters; this demo accepts prompts of up to "
             f"{limits.max_prompt_chars} characters."
         )
-    return method, float(keep), s, prompt.strip(), n, check_flag("Compare all methods", compare_all)
+    return method, keep, s, prompt.strip(), n, check_flag("Compare all methods", compare_all)
 
 
-__all__ = ["Limits", "check_flag", "check_request", "shown", "whole"]
+__all__ = ["Limits", "check_flag", "check_request", "check_selection", "shown", "whole"]

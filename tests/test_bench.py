@@ -14,7 +14,7 @@ import torch
 from segprune.bench import gpu, presets, report
 from segprune.bench.measure import peers_scores, synthetic_audio
 from segprune.bench.memory import PeakMemory
-from segprune.bench.result import ROWS, SCHEMA, Result
+from segprune.bench.result import ROWS, SCHEMA, SELECTION_SLOW_REPEATS, Result
 from segprune.cli import main
 from segprune.methods import METHODS as REGISTRY
 from segprune.methods import keep_count
@@ -223,7 +223,7 @@ def test_peers_baseline_restores_the_encoder(tiny_models):
 
 def test_presets_carry_the_real_architectures():
     for family in (Qwen2AudioLM, AudioFlamingo3LM):
-        assert presets.preset_names(family.key) == ["full", "mid", "tiny"]
+        assert presets.preset_names(family.key) == ["full", "mid", "quick", "tiny"]
     full = presets.parameter_count(Qwen2AudioLM, "full")  # counted on the meta device
     assert full["total"] == pytest.approx(8.40e9, rel=0.01)  # the hub model card: 8.4 B parameters
     assert full["audio_encoder"] == pytest.approx(0.64e9, rel=0.02)  # Whisper-large-v3 encoder
@@ -232,6 +232,19 @@ def test_presets_carry_the_real_architectures():
     assert af3["total"] == pytest.approx(8.27e9, rel=0.02) and af3["audio_encoder"] == full["audio_encoder"]
     with pytest.raises(ValueError, match="No preset 'huge'"):
         presets.load_preset("qwen2-audio", "huge")
+
+
+def test_every_listed_preset_builds_and_whisper_has_only_tiny():
+    from segprune.models import FAMILIES
+
+    for spec in FAMILIES:
+        family = spec.load()
+        for name in presets.preset_names(family.key):
+            if name != presets.TINY:
+                assert presets.parameter_count(family, name)["total"] > 0  # the config is accepted
+    assert presets.preset_names("whisper") == ["tiny"]  # the generic presets describe an LLM
+    with pytest.raises(ValueError, match="No preset 'quick' for whisper"):
+        presets.load_preset("whisper", "quick")
 
 
 def test_build_refuses_a_preset_that_does_not_fit(monkeypatch):
@@ -311,7 +324,13 @@ def test_bench_runs_for_every_family_with_its_score_check(tmp_path, capsys, key)
     argv = ["bench", "--model", key, "--device", "cpu", "--keep", "1", "0.25", "--repeats", "2", "--seconds", "4"]
     argv += ["--baseline-seconds", "4", "--decode-tokens", "2", "--selection-n", "500", "--json", str(path)]
     assert main(argv) == 0
-    report_text = capsys.readouterr().out
+    captured = capsys.readouterr()
+    report_text = captured.out
+    progress = [line for line in captured.err.splitlines() if line.startswith("[bench] ")]
+    assert progress[0].startswith(f"[bench] {key}: ") and "parameters, ready in" in progress[0]
+    estimate = next(i for i, line in enumerate(progress) if "estimated run time: about" in line)
+    assert "[bench] 4 s: encoder x2" in progress[estimate + 1] and "left" in progress[estimate + 1]
+    assert progress[-1].startswith("[bench] measured in") and "[bench]" not in report_text
     result = json.loads(path.read_text())
     assert [r["keep_ratio"] for r in result["prefill"]] == [1.0, 0.25]
     assert result["prefill"][1]["k"] == keep_count(result["prefill"][0]["n"], 0.25)
@@ -320,5 +339,126 @@ def test_bench_runs_for_every_family_with_its_score_check(tmp_path, capsys, key)
         assert row["max_score_diff"] < 1e-5 and row["max_score_diff_backends"] < 1e-3
     else:
         (note,) = {e["baseline_note"] for e in result["encoder"]}
-        assert key == "tiny-qwen2.5-omni" and "returns no weights" in note
+        assert key in ("tiny-qwen2.5-omni", "tiny-qwen3-omni") and "returns no weights" in note
         assert "No output_attentions baseline for this family" in report_text
+
+
+# --- run time: the estimate and the progress lines
+
+
+def test_plan_prices_every_pass_of_the_run():
+    """Two lengths (the output_attentions baseline at the second), two keep ratios, two methods:
+    the passes and their cost, by hand."""
+    from segprune.bench.estimate import PEERS_FACTOR, FirstLook, plan
+    from segprune.bench.measure import Options
+
+    opts = Options(seconds=[10.0, 40.0], keep=[1.0, 0.5, 0.1], methods=["segmentwise", "topk"], repeats=3)
+    opts.baseline_seconds, opts.warmup, opts.decode_tokens, opts.selection_n = [40.0], 1, 4, [1000, 4000]
+    measured = {m: 1.0 for m in REGISTRY} | {"topk": 3.0, "divprune": 10.0}  # one selection each at N = 1000
+    look = FirstLook(100.0, 1, [(60, 30.0), (260, 80.0)], 5.0, measured, 1000, 16, 0.25)
+    assert look.prefill_ms(160) == pytest.approx(55.0)  # on the line through the two prefills
+    clips = {10.0: (250, 260, 1), 40.0: (1000, 1010, 2)}  # N, full prompt, windows
+    phases = plan(opts, look, clips)
+    assert [p.name.split(":")[0] for p in phases] == [
+        "10 s",
+        "10 s",
+        "40 s",
+        "40 s",
+        "selection of every method on N = 1,000 synthetic tokens, keep 0.25",
+        "selection of every method on N = 4,000 synthetic tokens, keep 0.25",
+    ]
+    rounds = 1 + 3  # warm-up + timed
+    # 10 s: encoder passes without the baseline (its own encoding was the first measurement)
+    assert phases[0].passes == {"encode": rounds + 1, "peers": 0} and phases[0].ms == pytest.approx(100 * 5)
+    # 40 s: its own encoding too, and the baseline; two windows cost twice one
+    assert phases[2].passes == {"encode": rounds + 2, "peers": rounds + 3}
+    assert phases[2].ms == pytest.approx(200 * (6 + PEERS_FACTOR * 7))
+    # prefills: full + 2 pruned prompts, each (rounds + 1 memory pass), then one generation of 4 tokens each
+    prompts = [260, 10 + 125, 10 + 25]
+    select = (1.0 + 3.0) * 2 * (1 + 20)  # both methods, 2 ratios, a first call + 20 repeats, at N = 1000
+    want = sum(look.prefill_ms(p) for p in prompts) * (rounds + 1)
+    want += sum(look.prefill_ms(p) + 3 * 5.0 for p in prompts) + select * 250 / 1000  # linear in N
+    assert phases[1].ms == pytest.approx(want)
+    assert phases[1].passes == {"prefill": 3 * (rounds + 1), "generate": 3, "select": 2 * 2 * 21}
+    # the synthetic selection at N = 1000: every registry method as measured; a product's also its floor
+    products = {"divprune", "visionzip", "global-merge"}
+    assert phases[4].ms == pytest.approx(sum(ms * (21 + 20 * (m in products)) for m, ms in measured.items()))
+    assert phases[4].passes == {"select": 21 * len(REGISTRY)}
+    # at N = 4000 DivPrune does 16x the multiply-adds (K * N): 160 ms, under 500 ms, still 20 repeats
+    assert look.selection_ms("divprune", 4000, 0.25) == pytest.approx(160.0)
+    assert look.selection_ms("segmentwise", 4000, 0.25) == pytest.approx(4.0)
+    assert phases[5].passes == {"select": 21 * len(REGISTRY)}
+    slow = FirstLook(100.0, 1, [(60, 30.0), (260, 80.0)], 5.0, measured | {"divprune": 40.0}, 1000, 16, 0.25)
+    at_4000 = plan(opts, slow, clips)[5]  # DivPrune at 640 ms: a first call and SELECTION_SLOW_REPEATS
+    assert at_4000.passes == {"select": 21 * (len(REGISTRY) - 1) + 1 + SELECTION_SLOW_REPEATS}
+
+
+def test_progress_lines_scale_what_is_left_by_the_pace_so_far():
+    from segprune.bench.estimate import Phase, Progress
+
+    now = [0.0]
+    lines = []
+    progress = Progress(lines.append, clock=lambda: now[0])
+    now[0] = 2.0  # the first measurement took 2 s
+    progress.estimate([Phase("one", 10_000, {}), Phase("two", 10_000, {}), Phase("three", 20_000, {})])
+    progress.next()
+    now[0] = 22.0  # phase one took 20 s instead of 10: twice the plan
+    progress.next()
+    now[0] = 42.0
+    progress.next()
+    now[0] = 82.0
+    progress.finish()
+    assert lines == [
+        lines[0],
+        "one (2.0 s elapsed, about 40.0 s left)",
+        "two (22.0 s elapsed, about 1 min 00 s left, at 2.0x the first measurement's pace)",
+        "three (42.0 s elapsed, about 40.0 s left, at 2.0x the first measurement's pace)",
+        "measured in 1 min 22 s (first estimate 42.0 s)",
+    ]
+    assert lines[0].startswith("estimated run time: about 42.0 s")
+
+
+def test_the_run_does_what_its_plan_counts(tiny_models, monkeypatch):
+    """Spy on the model during `measure.run`: per progress line, the encoder passes (with the hook and
+    eager), the prefills, the generations and the selections are the plan's; the estimate comes
+    before the first long phase; progress goes to the log, the report is not touched."""
+    from segprune.bench import estimate, measure
+    from segprune.bench.measure import Options
+
+    lm = tiny_models["tiny-qwen2-audio"]
+    calls = dict.fromkeys(["encode", "peers", "prefill", "generate", "select"], 0)
+
+    def counting(name, fn):
+        def wrapped(*args, **kwargs):
+            calls[name] += 1
+            return fn(*args, **kwargs)
+
+        return wrapped
+
+    for name, attr in [
+        ("encode", "encode"),
+        ("peers", "eager_scores"),
+        ("prefill", "prefill"),
+        ("generate", "generate"),
+    ]:
+        monkeypatch.setattr(lm, attr, counting(name, getattr(lm, attr)))
+    monkeypatch.setattr(measure, "select", counting("select", measure.select))
+    plans = []
+    monkeypatch.setattr(measure, "plan", lambda *a: plans.append(estimate.plan(*a)) or plans[-1])
+    lines, snapshots = [], []
+
+    def log(message):
+        lines.append(message)
+        snapshots.append(dict(calls))
+
+    opts = Options(seconds=[3.0, 5.0], keep=[1.0, 0.5, 0.25], methods=["segmentwise", "topk"], repeats=2)
+    opts.baseline_seconds, opts.decode_tokens, opts.selection_n, opts.selection_repeats = [5.0], 3, [300, 500], 3
+    measure.run(lm, opts, log)
+    [phases] = plans
+    start = next(i for i, line in enumerate(lines) if line.startswith("estimated run time"))
+    assert lines[start + 1].startswith("3 s: encoder x2") and lines[-1].startswith("measured in")
+    assert "5 s: encoder x2 interleaved with the output_attentions baseline" in lines[start + 3]
+    for i, phase in enumerate(phases):
+        before, after = snapshots[start + 1 + i], snapshots[start + 2 + i]
+        done = {name: after[name] - before[name] for name in calls}
+        assert done == {name: phase.passes.get(name, 0) for name in calls}, (phase.name, done, phase.passes)

@@ -142,3 +142,36 @@ def test_console_script_exit_code_and_single_line(tmp_path):
     )
     assert proc.returncode == 2
     assert proc.stderr.strip().count("\n") == 0 and "Traceback" not in proc.stderr
+
+
+QUIET_RUNS = """
+import sys
+from segprune import cli
+from segprune.models.tiny import tiny_model
+from segprune.models.whisper import WhisperLM
+
+like_a_checkpoint = tiny_model(WhisperLM)  # the real checkpoints' generation configs carry forced_decoder_ids
+config = like_a_checkpoint.model.generation_config
+config.forced_decoder_ids = [[1, None], [2, config.task_to_id["transcribe"]]]
+load = cli.load_from_args
+cli.load_from_args = lambda args: like_a_checkpoint
+codes = [cli.main(["run", sys.argv[1], "--model", "tiny-whisper", "--max-new-tokens", "3", "--repeats", "1"])]
+cli.load_from_args = load
+for model, prompt in [("tiny-whisper", "Hi."), ("tiny-qwen2-audio", "<|im_start|>system\\nHi.<|AUDIO|>")]:
+    argv = ["run", sys.argv[1], "--model", model, f"--prompt={prompt}", "--max-new-tokens", "3", "--repeats", "1"]
+    codes.append(cli.main(argv + ["--json"] * (model != "tiny-whisper")))
+sys.exit(max(codes))
+"""
+
+
+def test_a_successful_run_prints_only_segprune_s_own_lines(wav_factory):
+    """Whisper's own `generate` makes transformers log about how it calls the generic one (and about
+    the checkpoints' forced_decoder_ids): expected and harmless, so not shown; stderr holds only
+    segprune's lines (the random-weights warning here)."""
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    proc = subprocess.run(
+        [sys.executable, "-c", QUIET_RUNS, wav_factory(2.0)], capture_output=True, text=True, env=env, timeout=300
+    )
+    assert proc.returncode == 0, proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert lines and all(line.startswith("segprune: ") for line in lines), proc.stderr

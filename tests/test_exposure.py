@@ -3,6 +3,7 @@ loader and the server; no file served outside the visitor's own uploads and `ass
 link; no remote code, nothing user-supplied unpickled or executed; and the request function, fed
 random values, answers only with results or one plain sentence."""
 
+import json
 import re
 
 import gradio as gr
@@ -10,11 +11,12 @@ import httpx
 import numpy as np
 import pytest
 import soundfile
-from apphelpers import ROOT, figure_dict, import_app, no_nan_in_figure, no_nan_in_text, one_sentence, served
+from apphelpers import ROOT, figure_dict, import_app, named, no_nan_in_figure, no_nan_in_text, one_sentence, served
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import segprune
+from segprune import demo, widgets
 from segprune.methods import METHODS
 from tests.conftest import scene
 
@@ -44,7 +46,7 @@ def test_limits_are_configurable_and_shown(app, lm):
     line = component(demo, "limits")["value"]
     for shown in ("up to 3 MB", "first 12 s", "32 new tokens", "5 requests", "MP3"):
         assert shown in line, line
-    assert component(demo, "max-new-tokens")["maximum"] == 32
+    assert component(demo, "max-new-tokens")["label"] == "Max new tokens (1 to 32)"
     assert demo._queue.max_size == 5 and demo._queue.default_concurrency_limit == 2
     options = app.launch_options(limits)
     assert options["max_file_size"] == 3 * 2**20 and options["allowed_paths"] == [str(ROOT / "assets")]
@@ -63,7 +65,8 @@ def test_app_flags_set_the_limits_and_never_share(app, monkeypatch):
     demo = launched["demo"]
     assert launched["max_file_size"] == 2 * 2**20 and not launched.get("share")
     assert demo._queue.max_size == 3 and demo._queue.default_concurrency_limit == 2
-    assert "first 10 s" in component(demo, "limits")["value"] and component(demo, "max-new-tokens")["maximum"] == 16
+    assert "first 10 s" in component(demo, "limits")["value"]
+    assert component(demo, "max-new-tokens")["label"] == "Max new tokens (1 to 16)"
     with pytest.raises(SystemExit):
         app.main(["--max-upload-mb", "0"])
 
@@ -99,12 +102,41 @@ def test_no_file_outside_uploads_and_assets_is_served(app, lm, tmp_path):
         assert upload.status_code == 200 and status(upload.json()[0]) == 200  # a visitor's own upload
         too_big = http.post("gradio_api/upload", files={"files": ("big.wav", bytes(60_000))})
         assert too_big.status_code == 413  # over the limit: refused before anything reads it
-        # a request that names a server path instead of uploading is refused, and reads nothing
-        for path in ["/etc/passwd", str(outside)]:
-            audio = {"path": path, "meta": {"_type": "gradio.FileData"}}
-            event = http.post("gradio_api/call/run", json={"data": [audio, "topk", 0.3, 5, "Hi.", 2, False]})
+
+        # what is not an upload is refused before the request function, with a sentence, and reads nothing
+        def refusal(audio, raw=None, **changes):
+            """The error sentence for one request; `raw` replaces a field's JSON text (name, text)."""
+            names = ["method", "keep", "segments", "prompt", "max_new", "all", "quiet"]
+            values = dict(zip(names, ["topk", 0.3, 5, "Hi.", 2, False, False]))
+            values.update(changes)
+            if raw:
+                values[raw[0]] = "RAW"
+            body = json.dumps({"data": [audio, *values.values(), None]}).replace('"RAW"', raw[1] if raw else "")
+            event = http.post("gradio_api/call/run", content=body, headers={"content-type": "application/json"})
             answer = http.get(f"gradio_api/call/run/{event.json()['event_id']}").text
             assert "event: error" in answer and "root:" not in answer and "Pruned" not in answer
+            return json.loads(answer.split("data: ", 1)[1])["error"]
+
+        for path in ["/etc/passwd", str(outside)]:
+            assert refusal({"path": path, "meta": {"_type": "gradio.FileData"}}) == widgets.SERVER_PATH
+        url_audio = {
+            "path": "http://127.0.0.1:9/a.wav",
+            "url": "http://127.0.0.1:9/a.wav",
+            "meta": {"_type": "gradio.FileData"},
+        }
+        assert refusal(url_audio) == widgets.NO_URLS
+        for malformed in ["clip.wav", 42, {"path": 5, "meta": {"_type": "gradio.FileData"}}, {"name": "x"}]:
+            assert refusal(malformed) == widgets.MALFORMED
+        # huge numbers, as JSON numbers, get the fields' sentences
+        mine = {"path": upload.json()[0], "meta": {"_type": "gradio.FileData"}}
+        huge = 10**400
+        one_sentence(refusal(mine, keep=huge), "(0, 1]", "about 400 digits")
+        one_sentence(refusal(mine, segments=0), "at least 1")
+        one_sentence(refusal(mine, max_new=huge), "from 1 to 256")
+        one_sentence(refusal(mine, raw=("keep", "-1e400")), "(0, 1]", "got -inf")
+        short = http.post("gradio_api/call/run", json={"data": [mine, "topk"]})
+        answer = http.get(f"gradio_api/call/run/{short.json()['event_id']}").text
+        assert "This request takes 8 values (Audio clip, Pruning method" in answer and "it sent 2." in answer
 
 
 SCANNED = [ROOT / "app.py", *sorted((ROOT / "segprune").rglob("*.py")), *sorted((ROOT / "assets").rglob("*.py"))]
@@ -132,12 +164,13 @@ def test_no_remote_code_and_nothing_unpickled_or_executed(what):
 
 def test_request_checks_say_what_is_accepted(app):
     limits = app.Limits(max_new_tokens=8, max_prompt_chars=20)
-    check = app.check_request
+    check = demo.check_request
     cases = [
         (("nope", 0.3, 5, "Hi.", 4, False), "choose one of segmentwise"),
         (("topk", float("nan"), 5, "Hi.", 4, False), "(0, 1]"),
         (("topk", True, 5, "Hi.", 4, False), "(0, 1]"),
         (("topk", 0.3, 2.5, "Hi.", 4, False), "whole number of at least 1"),
+        (("topk", 10**5000, 5, "Hi.", 4, False), "about 5,000 digits"),
         (("topk", 0.3, 5, "Hi.", 9, False), "from 1 to 8"),
         (("topk", 0.3, 5, "x" * 21, 4, False), "up to 20 characters"),
         (("topk", 0.3, 5, "Hi.", 4, "yes"), "true or false"),
@@ -196,6 +229,6 @@ def test_fuzz_the_request_function_only_clean_answers(fuzz_run, data):
     except gr.Error as err:
         one_sentence(err.message)
         return
-    summary, _, full_stats, _, pruned_stats, figure, details, _ = out
-    no_nan_in_figure(figure_dict({"type": "plotly", "plot": figure.to_json()}))
-    no_nan_in_text(summary, full_stats, pruned_stats, details)
+    out = named(out)
+    no_nan_in_figure(figure_dict({"type": "plotly", "plot": out["plot"].to_json()}))
+    no_nan_in_text(out["summary"], out["full_stats"], out["pruned_stats"], out["details"], out["status"])

@@ -309,3 +309,28 @@ def test_drop_silent_keeps_no_silent_token_while_sound_remains(tiny_models, meth
     pruned, identity = c.pruned
     assert not silent[pruned.selection.indices].any()
     assert identity.run.token_ids == c.full.token_ids  # keep 1.0 is still exact
+
+
+def test_whisper_drops_only_its_expected_logs_and_only_while_it_runs(tiny_models, wav_factory):
+    """The filter that hides transformers' expected Whisper messages is the call's own and is gone
+    afterwards; any other message passes through it."""
+    import logging
+
+    from segprune.models.whisper import EXPECTED_LOGGERS, expected_logs_dropped
+
+    loggers = [logging.getLogger(name) for name in EXPECTED_LOGGERS]
+    before = [list(logger.filters) for logger in loggers]
+    compare(tiny_models["tiny-whisper"], wav_factory(2.0), "Hi.", [Setting("topk", 0.5)], max_new_tokens=2, repeats=1)
+    assert [list(logger.filters) for logger in loggers] == before
+    seen = []
+    handler = logging.Handler()
+    handler.emit = seen.append
+    loggers[0].addHandler(handler)
+    try:
+        with expected_logs_dropped():
+            loggers[0].warning("Both `max_new_tokens` (=2) and `max_length`(=448) seem to have been set.")
+            loggers[0].warning("Something the adapter does not expect.")
+        loggers[0].warning("Both `max_new_tokens` (=2) and `max_length`(=448) seem to have been set.")
+    finally:
+        loggers[0].removeHandler(handler)
+    assert [r.getMessage()[:9] for r in seen] == ["Something", "Both `max"]

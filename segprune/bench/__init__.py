@@ -78,11 +78,16 @@ def model_info(lm: AudioLM, preset: str | None) -> dict:
     }
 
 
-def benchmark(lm: AudioLM, opts: Options, preset: str | None = None, log=measure._log) -> Result:
-    """Run every measurement of `opts` on `lm` and return the `Result` (fits and targets included)."""
-    for s in opts.seconds:
+def check_lengths(lm: AudioLM | type[AudioLM], seconds: list[float]) -> None:
+    """ValueError (one sentence) for an audio length the model (or its adapter class) does not take."""
+    for s in seconds:
         if not 0 < s <= lm.max_seconds:
             raise ValueError(f"{lm.key} takes 0 to {lm.max_seconds:g} s of audio; {s:g} s is out of range.")
+
+
+def benchmark(lm: AudioLM, opts: Options, preset: str | None = None, log=measure.log_progress) -> Result:
+    """Run every measurement of `opts` on `lm` and return the `Result` (fits and targets included)."""
+    check_lengths(lm, opts.seconds)
     machine = machine_info(lm.device)
     rows = measure.run(lm, opts, log)
     machine["load_after"] = _load()
@@ -99,4 +104,4 @@ def benchmark(lm: AudioLM, opts: Options, preset: str | None = None, log=measure
     return result
 
 
-__all__ = ["Options", "Result", "benchmark"]
+__all__ = ["Options", "Result", "benchmark", "check_lengths"]

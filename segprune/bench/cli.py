@@ -11,9 +11,11 @@ The markdown report goes to stdout, progress to stderr.
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 from ..args import (
+    add_engine_arguments,
     add_method_options,
     add_model_arguments,
     add_score_layers_argument,
@@ -22,6 +24,7 @@ from ..args import (
     option_flags,
     positive_float,
     positive_int,
+    repeat_count,
     torch_dtype,
 )
 from ..methods import DEFAULT_METHOD, METHODS
@@ -49,7 +52,7 @@ def register_bench(subparsers) -> None:
         help=f"selection methods ({', '.join(METHODS)}); the first chooses the prefilled tokens",
     )
     add_method_options(p)
-    p.add_argument("--repeats", type=positive_int, default=5, help="timed runs per measurement")
+    p.add_argument("--repeats", type=repeat_count, default=5, help="timed runs per measurement")
     p.add_argument("--warmup", type=non_negative_int, default=1, help="untimed rounds before the timed ones")
     p.add_argument(
         "--decode-tokens", type=non_negative_int, default=8, help="greedy steps for decode ms/token (0: skip)"
@@ -89,6 +92,8 @@ def register_bench(subparsers) -> None:
     p.add_argument("--json", dest="json_path", default=None, help="write the result as JSON (schema: bench/result.py)")
     p.add_argument("--html", default=None, help="write the plotly figures as a self-contained HTML file")
     p.add_argument("--from-json", default=None, help="report a saved result instead of measuring")
+    add_engine_arguments(p)  # --engine vllm: the serving benchmark (requests/s, TTFT) against a vLLM server
+    p.add_argument("--requests", type=positive_int, default=16, help="vLLM engine: requests per keep ratio")
     p.set_defaults(func=bench_command)
 
 
@@ -123,6 +128,10 @@ def bench_command(args) -> int:
     from . import Options, benchmark, report
     from .result import Result
 
+    if args.engine == "vllm":
+        from .serving import serving_command
+
+        return serving_command(args)
     if args.from_json:
         try:
             result = Result.from_dict(json.loads(Path(args.from_json).read_text()))
@@ -133,7 +142,20 @@ def bench_command(args) -> int:
 
         if args.threads:
             torch.set_num_threads(args.threads)
+        from ..models import registry
+        from . import check_lengths
+        from .measure import log_progress
+
+        spec = registry().get(args.model)
+        if spec is not None:  # refuse a length before anything is built
+            check_lengths(spec.family.load(), args.seconds)
+        start = time.perf_counter()
+        if args.preset not in (None, "tiny") or args.random_weights:
+            log_progress(f"building the {args.preset or 'full'} preset of {args.model} with random weights")
         lm, preset = load_bench_model(args)
+        check_lengths(lm, args.seconds)
+        params = lm.parameter_counts()["total"] / 1e6
+        log_progress(f"{lm.name}: {params:.1f} M parameters, ready in {time.perf_counter() - start:.1f} s")
         opts = Options(
             seconds=list(args.seconds),
             keep=sorted(set(args.keep) | {1.0}, reverse=True),

@@ -8,6 +8,7 @@ apart from the timing, one phase at a time (`memory.PeakMemory`).
 
 from __future__ import annotations
 
+import math
 import sys
 import time
 from collections.abc import Callable
@@ -22,9 +23,20 @@ from ..comparison import EncodedClip, InProcess, Setting, encode_clip, prepare, 
 from ..methods import DEFAULT_METHOD, METHODS, keep_count, make_method, select, selection_multiply_adds
 from ..models.base import AudioLM, NoEagerBaseline
 from ..models.types import AudioTokens
-from ..timing import Repeats, interleaved
+from ..timing import Repeats, Stopwatch, interleaved
+from ..timing import speedup as speedup_of
+from .estimate import FirstLook, Progress, plan
 from .memory import PeakMemory
-from .result import SELECTION_KEEP, SELECTION_N, BaselineRow, EncoderRow, PrefillRow, SelectionRow
+from .result import (
+    SELECTION_KEEP,
+    SELECTION_N,
+    SELECTION_SLOW_MS,
+    SELECTION_SLOW_REPEATS,
+    BaselineRow,
+    EncoderRow,
+    PrefillRow,
+    SelectionRow,
+)
 
 PROMPT = "Describe the audio in detail."
 
@@ -44,7 +56,7 @@ class Options:
     selection_n: list[int] = field(default_factory=lambda: list(SELECTION_N))  # synthetic selection: every method
     selection_keep: float = SELECTION_KEEP
     selection_hidden: int | None = None  # H of the synthetic embeddings (None: the model's LLM width)
-    selection_repeats: int = 20  # timed runs of the quick methods; those over SLOW_MS get SLOW_REPEATS
+    selection_repeats: int = 20  # timed runs of the quick methods (result.SELECTION_SLOW_MS)
     prompt: str = PROMPT
     score_layers: int = 1  # scores averaged over the encoder's last L layers (the baseline needs L = 1)
 
@@ -55,7 +67,7 @@ def synthetic_audio(seconds: float, seed: int = 0):
     return from_samples((0.1 * rng.standard_normal(round(seconds * 16000))).astype(np.float32), 16000)
 
 
-def _log(message: str) -> None:
+def log_progress(message: str) -> None:
     print(f"[bench] {message}", file=sys.stderr, flush=True)
 
 
@@ -152,7 +164,7 @@ def measure_prefill(lm: AudioLM, clip: EncodedClip, seconds: float, opts: Option
     variants = prepare(lm, clip, settings)
     engine = CpuTimed(lm)
     decode_tokens = opts.decode_tokens if opts.decode_tokens > 1 else 0
-    runs = run_variants(variants, engine, decode_tokens, opts.repeats, lm.device)
+    runs = run_variants(variants, engine, decode_tokens, Repeats.fixed(opts.repeats, opts.warmup), lm.device)
     on_cpu = lm.device.type == "cpu"
     cpu_ms = [float(np.median(engine.cpu_ms[id(v.inputs)][opts.warmup :])) for v in variants] if on_cpu else None
     full = runs[0]
@@ -161,8 +173,8 @@ def measure_prefill(lm: AudioLM, clip: EncodedClip, seconds: float, opts: Option
         with PeakMemory(lm.device) as mem:
             lm.prefill(variant.inputs)
         decode = run.decode_ms_per_token
-        speedup = full.prefill_ms / run.prefill_ms
-        bound = full.prompt_tokens / run.prompt_tokens
+        verdict = speedup_of(full.prefill, run.prefill, full.prompt_tokens, run.prompt_tokens)
+        speedup, bound = verdict.ratio, verdict.bound
         rows.append(
             PrefillRow(
                 seconds=seconds,
@@ -183,6 +195,10 @@ def measure_prefill(lm: AudioLM, clip: EncodedClip, seconds: float, opts: Option
                 cpu_speedup=cpu_ms[0] / cpu_ms[i] if cpu_ms else None,
                 decode_ms_per_token=None if not np.isfinite(decode) else float(decode),
                 peak_mb=mem.mb,
+                prefill_ms_spread=list(run.prefill_ms_spread),
+                speedup_interval=[verdict.low, verdict.high],
+                verdict=verdict.verdict,
+                suspect=verdict.suspect,
             )
         )
     return rows
@@ -196,8 +212,6 @@ def _options(method: str, options: dict) -> dict:
 
 # ---------------------------------------------------------------- selection
 
-SLOW_MS = 500.0  # a selection slower than this once is timed SLOW_REPEATS times, apart from the quick ones
-SLOW_REPEATS = 3
 FLOOR_COLUMNS = 512  # columns per block of the floor's matrix product (its result buffer is reused)
 
 
@@ -236,8 +250,8 @@ def time_selections(
 ) -> list[SelectionRow]:
     """Time each of `methods` on `scores` [N] (and `embeddings` [N, H]) at `keep`, wall and CPU time.
 
-    One untimed call each first; the methods that took under SLOW_MS are then timed together,
-    interleaved, `opts.selection_repeats` times, each slower one alone SLOW_REPEATS times; a method
+    One untimed call each first; the methods that took under SELECTION_SLOW_MS are then timed together,
+    interleaved, `opts.selection_repeats` times, each slower one alone SELECTION_SLOW_REPEATS times; a method
     whose work is a product's is interleaved with its arithmetic floor (`floor_product`)."""
     n, h = len(scores), embeddings.shape[1]
     k = keep_count(n, keep)
@@ -252,8 +266,8 @@ def time_selections(
         for m in methods
     }
     probe = interleaved(calls, 1, device, warmup=0)
-    quick = [m for m in methods if probe[m].median <= SLOW_MS]
-    groups = [(quick, opts.selection_repeats)] + [([m], SLOW_REPEATS) for m in methods if m not in quick]
+    quick = [m for m in methods if probe[m].median <= SELECTION_SLOW_MS]
+    groups = [(quick, opts.selection_repeats)] + [([m], SELECTION_SLOW_REPEATS) for m in methods if m not in quick]
     rows = {}
     for group, repeats in groups:
         if not group:
@@ -301,44 +315,97 @@ def measure_selection(
     return rows
 
 
-def synthetic_selection(lm: AudioLM, opts: Options, log: Callable[[str], None] = _log) -> list[SelectionRow]:
-    """Every registry method at `opts.selection_keep` on random scores and embeddings [N, H] for each N
-    of `opts.selection_n` (10 and 30 minutes of audio by default; H: the model's LLM width unless
-    `opts.selection_hidden`), on the model's device and dtype."""
+def synthetic_embeddings(n: int, hidden: int, device, dtype) -> tuple[np.ndarray, torch.Tensor]:
+    """Random scores [n] and embeddings [n, hidden] (seed 0) on `device` in `dtype`."""
+    g = torch.Generator(device="cpu").manual_seed(0)
+    return np.random.default_rng(0).random(n), torch.randn(n, hidden, generator=g).to(device=device, dtype=dtype)
+
+
+def synthetic_selection(lm: AudioLM, opts: Options, n: int) -> list[SelectionRow]:
+    """Every registry method at `opts.selection_keep` on random scores and embeddings [n, H] (H: the
+    model's LLM width unless `opts.selection_hidden`), on the model's device and dtype. `run` calls
+    it for each N of `opts.selection_n` (10 and 30 minutes of audio by default)."""
     hidden = opts.selection_hidden or lm.architecture()["llm_hidden"]
-    rows = []
-    for n in opts.selection_n:
-        log(f"selection: every method on N = {n} synthetic tokens, H = {hidden}, keep {opts.selection_keep:g}")
-        rng = np.random.default_rng(0)
-        g = torch.Generator(device="cpu").manual_seed(0)
-        embeddings = torch.randn(n, hidden, generator=g).to(device=lm.device, dtype=lm.dtype)
-        rows += time_selections(
-            rng.random(n), embeddings, opts.selection_keep, list(METHODS), opts, "synthetic", lm.device
+    scores, embeddings = synthetic_embeddings(n, hidden, lm.device, lm.dtype)
+    return time_selections(scores, embeddings, opts.selection_keep, list(METHODS), opts, "synthetic", lm.device)
+
+
+# ---------------------------------------------------------------- run time
+
+
+def first_look(lm: AudioLM, clip: EncodedClip, encode_ms: float, opts: Options) -> FirstLook:
+    """The first measurements that `estimate.plan` prices the run from, on the first clip (whose
+    encoder pass, `encode_ms`, is already done): see `segprune.bench.estimate`."""
+    method = opts.methods[0]
+    lowest = min([r for r in opts.keep if r < 1.0], default=None)
+    settings = [Setting(method, lowest, **_options(method, opts.options))] if lowest else []
+    variants = prepare(lm, clip, settings)
+    engine = InProcess(lm)
+    points = []
+    for v in (variants[-1], variants[0]):  # the shortest prompt (or the full one), then the full one
+        with Stopwatch(lm.device) as sw:
+            engine.prefill(v.inputs)
+        points.append((v.inputs.prompt_tokens, sw.ms))
+    step = 0.0
+    if opts.decode_tokens > 1:
+        g = engine.generate(variants[-1].inputs, 2)
+        step = g.decode_ms_per_token if math.isfinite(g.decode_ms_per_token) else 0.0
+    n0 = min(opts.selection_n, default=SELECTION_N[0])  # every registry method once at the smallest synthetic N
+    hidden = opts.selection_hidden or lm.architecture()["llm_hidden"]
+    scores, embeddings = synthetic_embeddings(n0, hidden, lm.device, lm.dtype)
+    select_ms = {}
+    for m in METHODS:
+        fn = partial(
+            select,
+            make_method(m, **_options(m, opts.options)),
+            scores,
+            opts.selection_keep,
+            embeddings=embeddings if METHODS[m].needs_embeddings else None,
         )
-    return rows
+        with Stopwatch(lm.device) as sw:
+            fn()
+        select_ms[m] = sw.ms
+    windows = len(clip.tokens.window_starts)
+    return FirstLook(encode_ms, windows, points, step, select_ms, n0, hidden, opts.selection_keep)
 
 
 # ---------------------------------------------------------------- everything
 
 
-def run(lm: AudioLM, opts: Options, log: Callable[[str], None] = _log) -> dict:
-    """All measurements for every audio length; returns the row lists by table name."""
+def run(lm: AudioLM, opts: Options, log: Callable[[str], None] = log_progress) -> dict:
+    """All measurements for every audio length; returns the row lists by table name. Progress goes
+    to `log`, with an estimate of the run time from a first measurement (`estimate`)."""
     out = {"prefill": [], "encoder": [], "baseline": [], "selection": []}
-    for seconds in opts.seconds:
-        clip = encode_clip(lm, synthetic_audio(seconds), opts.prompt, max(opts.decode_tokens, 1), opts.score_layers)
-        inputs = clip.inputs
+    progress = Progress(log)
+    clips = {}
+    for i, seconds in enumerate(opts.seconds):
+        if i > 0:
+            progress.next()  # this length's encoder phase, its own encoding first
+        with Stopwatch(lm.device) as sw:
+            clip = encode_clip(lm, synthetic_audio(seconds), opts.prompt, max(opts.decode_tokens, 1), opts.score_layers)
+        if i == 0:
+            log(
+                f"{seconds:g} s: one encoder pass, one prefill of the full and of the shortest prompt, one of each selection"
+            )
+            look = first_look(lm, clip, sw.ms, opts)
+            log(look.summary())
+            for s in opts.seconds:  # the other lengths' token counts, from the processor alone
+                inputs = clip.inputs if s == seconds else lm.inputs(synthetic_audio(s), opts.prompt)
+                n = lm.audio_counts(inputs)[0]
+                clips[s] = (n, lm.prompt_tokens(inputs), math.ceil(min(s, lm.max_seconds) / lm.window_seconds))
+            progress.estimate(plan(opts, look, clips))
+            progress.next()
         # the peers' baseline scores the last layer only: compare it with ours at L = 1
         baseline = opts.score_layers == 1 and any(abs(seconds - b) < 1e-9 for b in opts.baseline_seconds)
-        log(
-            f"{seconds:g} s: encoder x{opts.repeats}"
-            + (" interleaved with the output_attentions baseline" if baseline else "")
-        )
-        tokens, enc, base = measure_encoder(lm, inputs, seconds, opts, baseline)
+        tokens, enc, base = measure_encoder(lm, clip.inputs, seconds, opts, baseline)
         out["encoder"].append(enc)
         if base is not None:
             out["baseline"].append(base)
-        log(f"{seconds:g} s: N = {tokens.n}, prefill full and keep {sorted(opts.keep, reverse=True)} x{opts.repeats}")
+        progress.next()
         out["prefill"] += measure_prefill(lm, clip, seconds, opts)
         out["selection"] += measure_selection(tokens.scores, tokens.embeddings, opts, "clip", lm.device)
-    out["selection"] += synthetic_selection(lm, opts, log)
+    for n in opts.selection_n:
+        progress.next()
+        out["selection"] += synthetic_selection(lm, opts, n)
+    progress.finish()
     return out

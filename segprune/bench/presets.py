@@ -29,19 +29,25 @@ TINY = "tiny"
 INIT_STD = 0.02  # transformers' default initializer_range: activations stay finite over many layers
 
 
+# The generic presets (mid, quick) describe a Whisper encoder and a Qwen2-style LLM; Whisper's own
+# decoder is no such LLM, so Whisper has the tiny preset only (its real checkpoints load by id).
+NO_GENERIC_PRESETS = frozenset({"whisper"})
+
+
 def preset_names(key: str) -> list[str]:
     """Presets available for the family `key` (e.g. "qwen2-audio")."""
     names = {TINY}
     for path in PRESETS_DIR.glob("*.json"):
         name, _, family = path.stem.partition("-")
-        if not family or family == key:
+        if family == key or (not family and key not in NO_GENERIC_PRESETS):
             names.add(name)
     return sorted(names)
 
 
 def load_preset(key: str, name: str) -> dict:
     """The preset `name` for family `key` as a dict with "audio", "text", "description", "sources"."""
-    for path in (PRESETS_DIR / f"{name}-{key}.json", PRESETS_DIR / f"{name}.json"):
+    generic = () if key in NO_GENERIC_PRESETS else (PRESETS_DIR / f"{name}.json",)
+    for path in (PRESETS_DIR / f"{name}-{key}.json", *generic):
         if path.is_file():
             return json.loads(path.read_text())
     raise ValueError(f"No preset {name!r} for {key}; available: {', '.join(preset_names(key))}.")

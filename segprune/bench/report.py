@@ -129,6 +129,13 @@ def _ratio(x: float | None) -> str:
     return "-" if x is None else f"x{x:.2f}"
 
 
+def _interval(bounds: list[float] | None) -> str:
+    """[low, high] of a speedup as x1.80-x2.10 (none with fewer than 3 runs a side)."""
+    if not bounds or not math.isfinite(bounds[1]) or bounds[0] <= 0:
+        return "-"
+    return f"x{bounds[0]:.2f}-x{bounds[1]:.2f}"
+
+
 def _count(n: int) -> str:
     return f"{n / 1e9:.2f} B" if n >= 1e9 else f"{n / 1e6:.1f} M"
 
@@ -143,6 +150,8 @@ PREFILL = [
     ("prefill ms", lambda r: _fmt(r.prefill_ms)),
     ("min", lambda r: _fmt(r.prefill_ms_min)),
     ("speedup", lambda r: _ratio(r.speedup)),
+    ("interval", lambda r: _interval(r.speedup_interval)),
+    ("verdict", lambda r: r.verdict + (" (suspect)" if r.suspect else "") if r.verdict else "-"),
     ("token bound", lambda r: _ratio(r.bound)),
     ("of bound", lambda r: f"{100 * r.of_bound:.0f} %"),
     ("CPU-time speedup", lambda r: _ratio(r.cpu_speedup)),
@@ -222,7 +231,8 @@ def _header(result: Result) -> list[str]:
     )
     timing = (
         f"medians (and minima) of {o['repeats']} runs after {o['warmup']} warm-up round(s), compared functions "
-        f"interleaved in one process; prompt {o['prompt']!r}; kept tokens chosen by {o['methods'][0]}"
+        f"interleaved in one process; speedup interval: q1/q3 to q3/q1 of the two timings, verdict 'within noise' "
+        f"where it holds 1; prompt {o['prompt']!r}; kept tokens chosen by {o['methods'][0]}"
     )
     lines = [f"## segprune bench · {m['key']} · {m.get('preset') or 'pretrained'} · {m['device']} {m['dtype']}", ""]
     if result.note:

@@ -4,16 +4,20 @@
 holding objects with the keys of its row class. Times are in ms, memory in MiB, audio in
 seconds. Medians and minima are over `options.repeats` timed runs after `options.warmup`
 untimed rounds, with the compared functions interleaved in one process (`segprune.timing`).
-`schema` names this layout ("segprune-bench/1"); a change of any key changes the number.
+`schema` names this layout ("segprune-bench/4"; 3 added the prefill spread and the speedup's interval
+and verdict, 4 the selection rows' width, CPU time and arithmetic floor); a change of any key changes the number.
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields
 
-SCHEMA = "segprune-bench/3"
+SCHEMA = "segprune-bench/4"
+READABLE = ("segprune-bench/3", SCHEMA)  # 3 reads as 4 with the new selection fields left empty
 SELECTION_N = [15_000, 45_000]  # N of the synthetic selection test: 10 and 30 minutes of audio at 25 tokens/s
 SELECTION_KEEP = 0.25  # its keep ratio
+SELECTION_SLOW_MS = 500.0  # a selection slower than this once is timed SELECTION_SLOW_REPEATS times, alone
+SELECTION_SLOW_REPEATS = 3
 RANDOM_WEIGHTS_NOTE = (
     "RANDOM WEIGHTS: the model has the real architecture but random weights; token counts, "
     "timings and memory are real, the scores and any generated text are meaningless."
@@ -42,6 +46,10 @@ class PrefillRow:
     cpu_speedup: float | None  # full / pruned median CPU time: robust to other processes on the machine
     decode_ms_per_token: float | None  # mean greedy step after the prefill (None: not measured)
     peak_mb: float  # memory one prefill adds at its peak (see Result.machine["memory"])
+    prefill_ms_spread: list[float] | None = None  # [q1, q3] of the timed prefills
+    speedup_interval: list[float] | None = None  # [q1 full / q3 pruned, q3 full / q1 pruned] (timing.Speedup)
+    verdict: str = ""  # "no pruning", "within noise", "faster" or "slower" (timing.speedup)
+    suspect: bool = False  # speedup above the square of the token bound: noise or a measuring error
 
 
 @dataclass
@@ -159,8 +167,8 @@ class Result:
 
     @classmethod
     def from_dict(cls, data: dict) -> Result:
-        """Read back a `to_dict()` (e.g. a JSON file from a GPU run); ValueError on another schema."""
-        if data.get("schema") != SCHEMA:
+        """Read back a `to_dict()` (e.g. a JSON file from a GPU run); ValueError on a schema not in READABLE."""
+        if data.get("schema") not in READABLE:
             raise ValueError(f"Not a {SCHEMA} result (schema: {data.get('schema')!r}).")
         try:
             plain = {f.name: data[f.name] for f in fields(cls) if f.name not in ROWS}

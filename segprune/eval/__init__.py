@@ -6,9 +6,9 @@ imported only when needed.
     segprune eval --model audio-flamingo-3 --task clotho --keep 0.5 0.25 0.1 --out runs/af3-clotho
 """
 
-from . import audiocaps, clotho, clothoaqa, mmau
+from . import asr, audiocaps, clotho, clothoaqa, mmau
 from .task import Task
 
-TASKS: dict[str, Task] = {m.TASK.name: m.TASK for m in (clotho, audiocaps, clothoaqa, mmau)}
+TASKS: dict[str, Task] = {m.TASK.name: m.TASK for m in (clotho, audiocaps, clothoaqa, mmau, asr)}
 
 __all__ = ["TASKS", "Task"]

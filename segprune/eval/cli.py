@@ -13,13 +13,16 @@ import sys
 from pathlib import Path
 
 from ..args import (
+    add_engine_arguments,
     add_method_options,
     add_model_arguments,
     add_score_layers_argument,
     keep_ratio,
     load_from_args,
+    make_engine,
     option_flags,
     positive_int,
+    repeat_count,
 )
 from ..methods import METHODS
 from . import TASKS
@@ -41,10 +44,11 @@ def register_eval(subparsers) -> None:
     p.add_argument("--limit", type=positive_int, default=None, help="evaluate only the first N items")
     p.add_argument("--out", default=None, help="output folder (default: runs/eval/TASK-MODEL)")
     p.add_argument("--max-new-tokens", type=positive_int, default=None, help="default: the task's")
-    p.add_argument("--repeats", type=positive_int, default=3, help="prefill timing repeats per clip (median)")
+    p.add_argument("--repeats", type=repeat_count, default=3, help="prefill timing repeats per clip (median)")
     p.add_argument("--sbert-model", default=None, help="Sentence-BERT model for MMAU option matching (name or folder)")
     p.add_argument("--drop-silent", action="store_true", help="also run every setting with silent tokens dropped first")
     add_score_layers_argument(p)
+    add_engine_arguments(p)
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=eval_command)
 
@@ -57,6 +61,7 @@ def eval_command(args) -> int:
     options = {o: getattr(args, o) for o in option_flags() if getattr(args, o, None) is not None}
     settings = settings_grid(args.methods, args.keep, options, args.drop_silent)
     lm = load_from_args(args)
+    engine = make_engine(args, lm)
     out = Path(args.out or f"runs/eval/{task.name}-{lm.name.replace('/', '_')}")
     if lm.random_weights:
         print(f"segprune: warning: {lm.name} has random weights: its scores are meaningless.", file=sys.stderr)
@@ -72,6 +77,7 @@ def eval_command(args) -> int:
         not args.no_progress,
         args.score_layers,
         args.sbert_model,
+        engine,
     )
     for name, reason in results["skipped_metrics"].items():
         print(f"segprune: {name} skipped: {reason}", file=sys.stderr)

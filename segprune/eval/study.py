@@ -19,7 +19,7 @@ import json
 import sys
 from pathlib import Path
 
-from ..args import DTYPES, keep_ratio, positive_int
+from ..args import DTYPES, keep_ratio, positive_int, repeat_count
 from ..methods import METHODS
 from .runner import FULL
 
@@ -173,7 +173,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--manifest", nargs="*", default=[], metavar="TASK=FILE", help="local manifests (offline)")
     p.add_argument("--limit", type=positive_int, default=None)
-    p.add_argument("--repeats", type=positive_int, default=1, help="prefill timing repeats per clip")
+    p.add_argument("--repeats", type=repeat_count, default=1, help="prefill timing repeats per clip")
     p.add_argument("--max-new-tokens", type=positive_int, default=None)
     p.add_argument("--device", default=None)
     p.add_argument("--dtype", default=None, choices=DTYPES)

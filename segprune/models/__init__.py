@@ -66,13 +66,30 @@ FAMILIES: tuple[Family, ...] = (
         {"music-flamingo": "nvidia/music-flamingo-2601-hf"},
     ),
     Family("glm-asr", "glmasr", "GlmAsrLM", ("glmasr",), {"glm-asr": "zai-org/GLM-ASR-Nano-2512"}),
-    Family("voxtral-mini", "voxtral", "VoxtralLM", ("voxtral",), {"voxtral-mini": "mistralai/Voxtral-Mini-3B-2507"}),
+    Family(
+        "voxtral-mini",
+        "voxtral",
+        "VoxtralLM",
+        ("voxtral",),
+        {"voxtral-mini": "mistralai/Voxtral-Mini-3B-2507", "voxtral-small": "mistralai/Voxtral-Small-24B-2507"},
+    ),
     Family(
         "qwen2.5-omni",
         "qwen2_5_omni",
         "Qwen25OmniLM",
         ("qwen2_5_omni_thinker", "qwen2_5_omni"),  # the full checkpoint: its thinker is loaded
         {"qwen2.5-omni": "Qwen/Qwen2.5-Omni-3B", "qwen2.5-omni-7b": "Qwen/Qwen2.5-Omni-7B"},
+    ),
+    Family(
+        "qwen3-omni",
+        "qwen3_omni",
+        "Qwen3OmniLM",
+        ("qwen3_omni_moe_thinker", "qwen3_omni_moe"),  # the full checkpoint: its thinker is loaded
+        {
+            "qwen3-omni": "Qwen/Qwen3-Omni-30B-A3B-Instruct",
+            "qwen3-omni-thinking": "Qwen/Qwen3-Omni-30B-A3B-Thinking",
+            "qwen3-omni-captioner": "Qwen/Qwen3-Omni-30B-A3B-Captioner",
+        },
     ),
     Family(
         "whisper",

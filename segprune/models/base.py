@@ -16,6 +16,15 @@ Whisper. A family adapter names its classes and limits, runs its audio path
 `token_lengths`), which frames the scoring layer sees (`attends_padding`, `scoring_rows`) or its
 queries and keys (`scoring_qk`) where its encoder differs.
 
+A prompt is text (`prompts`): `inputs` never lets its characters become control tokens. The strings
+of the tokenizer's added tokens in it (`<|im_start|>`, `<|AUDIO|>`, `<sound>`, `[INST]`, ...) are
+encoded as the plain characters they are, so no prompt changes the placeholder count or opens a chat
+turn or role; the little that cannot be text is refused with one ValueError sentence. The same for
+every family: `DecoderOnlyLM.inputs` renders the template around `prompts.marked(tokenizer, prompt)`
+and calls `prompts.processor_inputs`; an adapter that lays out the ids itself takes the prompt's from
+`prompts.prompt_ids`; Voxtral's mistral-common tokenizer (tekken) encodes text without special tokens
+by design; Whisper does not use the prompt (and refuses what is not text all the same).
+
 Public seams, for the pruner, the benchmark and the evaluation (nothing outside `segprune.models`
 reaches into `lm.model` internals): `audio_encoder`, `language_model`, `feature_mask(inputs)`,
 `frame_lengths(mel_lengths)`, `token_lengths(frame_lengths)`, `scoring_rows(...)`,

@@ -19,6 +19,7 @@ from transformers import LogitsProcessorList
 
 from ..audio import Audio
 from ..timing import Stopwatch
+from . import prompts
 from .base import AudioLM, StepClock
 from .types import Generation, LLMInputs
 
@@ -38,7 +39,9 @@ class DecoderOnlyLM(AudioLM):
 
     # ------------------------------------------------------------------ requests
     def chat_text(self, prompt: str) -> str:
-        """The model's chat template applied to one user turn with one audio clip and `prompt`."""
+        """The model's chat template applied to one user turn with one audio clip and `prompt`, as a
+        string (its control-token strings are read as tokens by a plain processor call: `inputs`
+        escapes the prompt's, see `prompts`)."""
         audio = {"type": "audio", "audio": "clip"}
         text = {"type": "text", "text": prompt}
         content = [audio, text] if self.audio_first else [text, audio]
@@ -46,9 +49,11 @@ class DecoderOnlyLM(AudioLM):
         return self.processor.apply_chat_template(conversation, add_generation_prompt=True, tokenize=False)
 
     def inputs(self, audio: Audio, prompt: str):
-        return self.processor(
-            text=self.chat_text(prompt), audio=audio.samples, sampling_rate=audio.sample_rate, return_tensors="pt"
-        )
+        """The processor output for the chat template around `prompt` and the clip, the prompt read as
+        plain text (`prompts`): its control-token strings are escaped, never tokens or placeholders."""
+        prompts.prompt_ids(self.tokenizer, prompt, self.name)  # refuses the little that cannot be text
+        text = self.chat_text(prompts.marked(self.tokenizer, prompt))
+        return prompts.processor_inputs(self.processor, text, audio.samples, audio.sample_rate)
 
     def prompt_tokens(self, inputs) -> int:
         return int(inputs["input_ids"].shape[1])

@@ -22,6 +22,7 @@ import torch
 from transformers import BatchFeature, VoxtralConfig, VoxtralForConditionalGeneration, VoxtralProcessor
 
 from ..audio import Audio
+from . import prompts
 from .decoder_only import DecoderOnlyLM
 from .tiny import TINY_INIT_STD, byte_tokenizer, seeded_init, text_config, whisper_features
 
@@ -55,13 +56,16 @@ class VoxtralLM(DecoderOnlyLM):
         tok = self.tokenizer
         n = features.shape[0] * self.token_lengths(self.frame_lengths(torch.tensor(features.shape[-1]))).item()
         ids = tok.convert_tokens_to_ids(["<s>", "[INST]", "[BEGIN_AUDIO]"]) + [self.audio_token_id] * n
-        ids += tok.encode(prompt, add_special_tokens=False) + tok.convert_tokens_to_ids(["[/INST]"])
+        ids += prompts.prompt_ids(tok, prompt, self.name) + tok.convert_tokens_to_ids(["[/INST]"])  # as text
         ids = torch.tensor([ids])
         return BatchFeature({"input_ids": ids, "attention_mask": torch.ones_like(ids), "input_features": features})
 
     def _mistral_inputs(self, audio: Audio, prompt: str):
+        """mistral-common's layout; its tekken tokenizer encodes the prompt as text (it has no special
+        tokens in its text encoder: `[INST]` or `[AUDIO]` in a prompt are plain characters)."""
         import soundfile
 
+        prompts.check_text(prompt)
         wav = io.BytesIO()
         soundfile.write(wav, audio.samples, audio.sample_rate, format="WAV", subtype="FLOAT")
         clip = base64.b64encode(wav.getvalue()).decode()

@@ -19,6 +19,8 @@ frames it sees, as `generate` does). Audio over 30 s is truncated.
 from __future__ import annotations
 
 import copy
+import logging
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import torch
@@ -33,9 +35,42 @@ from transformers.modeling_outputs import BaseModelOutput
 
 from ..audio import Audio
 from ..timing import Stopwatch
+from . import prompts
 from .base import AudioLM, StepClock
 from .tiny import TINY_INIT_STD, byte_tokenizer, seeded_init
 from .types import Generation
+
+# What transformers logs on every Whisper run, about how Whisper's own `generate` calls the generic one
+# (a generation config beside its suppress-token lists; the checkpoints' max_length = 448 beside our
+# max_new_tokens) and about the checkpoints' old `forced_decoder_ids` (the language is detected, as this
+# adapter means it to be). Expected and harmless here: dropped while the adapter runs Whisper's code.
+EXPECTED_LOGS = (
+    "Passing `generation_config` together with generation-related arguments",
+    "Both `max_new_tokens`",
+    "Using custom `forced_decoder_ids` from the (generation) config",
+    "Transcription using a multilingual Whisper will default to language detection",
+)
+EXPECTED_LOGGERS = ("transformers.generation.utils", "transformers.models.whisper.generation_whisper")
+
+
+class _DropExpected(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith(EXPECTED_LOGS)
+
+
+@contextmanager
+def expected_logs_dropped():
+    """Within: transformers' EXPECTED_LOGS are not printed (a filter of this call's own on their two
+    loggers, removed on exit); every other message passes as usual."""
+    loggers, drop = [logging.getLogger(name) for name in EXPECTED_LOGGERS], _DropExpected()
+    for logger in loggers:
+        logger.addFilter(drop)
+    try:
+        yield
+    finally:
+        for logger in loggers:
+            logger.removeFilter(drop)
+
 
 WHISPER_SPECIALS = ["<|endoftext|>", "<|startoftranscript|>", "<|en|>", "<|de|>", "<|translate|>", "<|transcribe|>"]
 WHISPER_SPECIALS += ["<|startoflm|>", "<|startofprev|>", "<|nospeech|>", "<|notimestamps|>"]
@@ -107,6 +142,7 @@ class WhisperLM(AudioLM):
         return 4  # the longest decoder prompt: <|startoftranscript|>, language, task, <|notimestamps|>
 
     def inputs(self, audio: Audio, prompt: str):
+        prompts.check_text(prompt)  # not used, but refused where it is not text, as for every family
         return self.processor(audio=audio.samples, sampling_rate=audio.sample_rate, return_tensors="pt")
 
     def audio_counts(self, inputs) -> list[int]:
@@ -142,14 +178,15 @@ class WhisperLM(AudioLM):
         config = copy.deepcopy(self.model.generation_config)
         self.model._set_return_timestamps(return_timestamps=None, is_shortform=True, generation_config=config)
         segment = self.model.config.max_source_positions * 2  # mel frames of one 30 s window
-        return self.model._retrieve_init_tokens(
-            None,
-            batch_size=frames.shape[0],
-            generation_config=config,
-            config=self.model.config,
-            num_segment_frames=segment,
-            kwargs={"encoder_outputs": BaseModelOutput(last_hidden_state=frames)},
-        )
+        with expected_logs_dropped():
+            return self.model._retrieve_init_tokens(
+                None,
+                batch_size=frames.shape[0],
+                generation_config=config,
+                config=self.model.config,
+                num_segment_frames=segment,
+                kwargs={"encoder_outputs": BaseModelOutput(last_hidden_state=frames)},
+            )
 
     @torch.inference_mode()
     def prefill(self, x: EncoderDecoderInputs) -> torch.Tensor:
@@ -163,7 +200,7 @@ class WhisperLM(AudioLM):
         """Whisper's own greedy `generate` on the kept frames; one `Generation` per row (the ids
         after the decoder prompt, up to and including the end of text)."""
         clock = StepClock(self.device)
-        with Stopwatch(self.device) as sw:
+        with expected_logs_dropped(), Stopwatch(self.device) as sw:
             out = self.model.generate(
                 **x.generate_kwargs(),
                 max_new_tokens=max_new_tokens,
