@@ -553,6 +553,34 @@ def test_silence_option_drops_silent_tokens_first(method, keep):
             assert torch.equal(sel.embeddings, emb)
 
 
+@pytest.mark.parametrize("method", [m for m in METHODS if METHODS[m].merges])
+@pytest.mark.parametrize("keep", [0.2, 0.8])  # 0.8: every non-silent token, and merges among the silent ones
+def test_silence_option_carries_the_merged_flags_of_the_sub_selection(method, keep):
+    rng = np.random.default_rng(3)
+    n = 200
+    scores = rng.random(n)
+    silent = np.zeros(n, dtype=bool)
+    silent[60:120] = True
+    emb = make_embeddings(n, seed=4)
+    sel = select(method, scores, keep, embeddings=emb, silent=silent)
+    k = keep_count(n, keep)
+    live, quiet = np.flatnonzero(~silent), np.flatnonzero(silent)
+    m = make_method(method)
+    if live.size >= k:  # the method on the non-silent tokens alone
+        sub = m.choose(scores[live], k, emb[live])
+        expected = dict(zip(live[sub.indices].tolist(), sub.merged.tolist()))
+    else:  # every non-silent token as it is, the method's choice among the silent ones
+        sub = m.choose(scores[quiet], k - live.size, emb[quiet])
+        expected = dict.fromkeys(live.tolist(), False) | dict(zip(quiet[sub.indices].tolist(), sub.merged.tolist()))
+    assert sub.merged.any()  # the sub-selection did merge: its flags must reach the result
+    assert sel.indices.tolist() == sorted(expected)
+    assert sel.merged.tolist() == [expected[i] for i in sel.indices.tolist()]
+    rows = {i: r for i, r in zip(sel.indices.tolist(), sel.embeddings)}
+    for i, was_merged in expected.items():
+        if not was_merged:
+            assert torch.equal(rows[i], emb[i])  # a flag of False is a row taken as it was
+
+
 def test_silence_mask_is_validated():
     with pytest.raises(ValueError, match="silence mask"):
         select("topk", np.ones(5), 0.5, silent=np.ones(4, dtype=bool))
@@ -771,7 +799,7 @@ def test_merge_window_is_validated():
         select("global-merge", np.zeros(10), 0.5, embeddings=torch.ones(10, 2), window=2)
 
 
-# --- selection at scale: DivPrune's lazy greedy, VisionZip's blocked search, the cost warning
+# --- selection at scale: DivPrune's greedy in rounds of matrix products, VisionZip's blocked search, the cost warning
 
 
 def greedy_per_pick(x, first, k):
@@ -788,22 +816,48 @@ def greedy_per_pick(x, first, k):
     return order
 
 
-@pytest.mark.parametrize("block", [1, 7, 128, 5000])
-@pytest.mark.parametrize("kind", ["normal", "repeats"])
-def test_divprune_lazy_greedy_picks_exactly_what_a_pass_per_pick_picks(block, kind):
+def assert_greedy_max_min(x, order, atol=1e-5):
+    """Every pick is an unpicked row at the largest distance to its nearest earlier pick (float64
+    distances, within `atol`: the products may round differently from a pass per pick)."""
+    x = x.double()
+    used = torch.zeros(x.shape[0], dtype=torch.bool)
+    used[order[0]] = True
+    nearest = 1.0 - x @ x[order[0]]
+    for j in order[1:]:
+        assert not used[j] and nearest[j] >= nearest.masked_fill(used, -torch.inf).max() - atol
+        used[j] = True
+        nearest = torch.minimum(nearest, 1.0 - x @ x[j])
+
+
+def greedy_data(kind, n, h, rng):
+    if kind == "normal":
+        return torch.from_numpy(rng.standard_normal((n, h)).astype(np.float32))
+    if kind == "clusters":  # 30 sounds with a little noise, as steady audio gives
+        centres = rng.standard_normal((30, h))
+        return torch.from_numpy(
+            (centres[rng.integers(0, 30, n)] + 0.05 * rng.standard_normal((n, h))).astype(np.float32)
+        )
+    return torch.eye(6)[rng.integers(0, 6, n)]  # few distinct rows: exact ties everywhere, broken by the lower index
+
+
+@pytest.mark.parametrize("candidates", [1, 7, 128, 5000])
+@pytest.mark.parametrize("kind", ["normal", "clusters", "repeats"])
+def test_divprune_rounds_pick_what_a_pass_per_pick_picks(candidates, kind):
     from segprune.methods import greedy_max_min
 
-    rng = np.random.default_rng(block)
-    if kind == "normal":
-        emb = torch.from_numpy(rng.standard_normal((800, 24)).astype(np.float32))
-    else:  # few distinct rows: exact ties everywhere, broken by the lower index
-        emb = torch.eye(6)[rng.integers(0, 6, 800)]
-    x = torch.nn.functional.normalize(emb, dim=-1)
-    for k in (1, 2, 40, 300):
-        order = greedy_max_min(x, 17, k, block)
+    rng = np.random.default_rng(candidates)
+    n = 800
+    x = torch.nn.functional.normalize(greedy_data(kind, n, 24, rng), dim=-1)
+    exact = (1, 2, 40) if kind == "clusters" else (1, 2, 40, 300)  # past 30 picks, clusters hold float32 near-ties
+    for k in exact:
+        order = greedy_max_min(x, 17, k, candidates)
         assert order.tolist() == greedy_per_pick(x, 17, k)  # the same picks in the same order
-    sel = select("divprune", rng.random(800), 1.0, embeddings=emb)
-    assert sel.indices.tolist() == list(range(800))
+    for k in (300, n // 2, n - 1, n):  # long runs, where near-ties abound: a valid greedy order
+        order = greedy_max_min(x, 17, k, candidates)
+        assert len(set(order.tolist())) == k
+        assert_greedy_max_min(x, order.tolist())
+    sel = select("divprune", rng.random(n), 1.0, embeddings=x)
+    assert sel.indices.tolist() == list(range(n))
 
 
 def test_visionzip_results_do_not_depend_on_the_block_size(monkeypatch):
