@@ -38,7 +38,7 @@ An option a method does not have is an error that names the options it has. Ever
 pure: numpy for scores, torch only for embeddings. :func:`select` validates its inputs and
 dispatches; a method's own functions assume valid input. Costs: the score methods and local-merge
 are a few passes over N; visionzip, divprune and global-merge grow with N * K
-(:func:`slow_selection_warning` says when a selection will take noticeably long). Silent tokens
+(:func:`selection_seconds` estimates how long, for the app's warning). Silent tokens
 (``silent=``) are dropped first for any method (see `segprune.silence`).
 """
 
@@ -67,7 +67,8 @@ __all__ = [
     "make_method",
     "segment_bounds",
     "select",
-    "slow_selection_warning",
+    "selection_multiply_adds",
+    "selection_seconds",
 ]
 
 DEFAULT_METHOD = "segmentwise"
@@ -701,18 +702,18 @@ def make_method(name: str, **options) -> Method:
 
 # --- cost: which selections take noticeably long
 
-# A per-N cost model measured on the 2-core CPU of `benchmarks/results/cpu-selection.md` (keep 0.25,
-# H = 896, float32, torch's default 2 threads): the time of a selection is its multiply-adds over the
-# rate of one large float32 matrix product there, times how far the method stays from that product.
-CPU_MULTIPLY_ADDS_PER_S = 40e9
+# The cost model, measured with `segprune bench --selection-n 15000 45000 --selection-hidden 896` on
+# this project's 2-core CPU (benchmarks/RESULTS.md, "Selection at scale"): a selection whose work is
+# a product's takes its multiply-adds over the CPU's rate in one large float32 matrix product, times
+# how far the method stays from that product; the others are a few passes over N (milliseconds).
+CPU_MULTIPLY_ADDS_PER_S = 40e9  # float32 matrix product, 2 threads
 SLOWDOWN_OVER_PRODUCT = {"divprune": 2.0, "visionzip": 1.5, "global-merge": 1.5}
-NOTICEABLE_S = 1.0
 
 
 def selection_multiply_adds(method: str, n: int, k: int, hidden: int) -> int:
     """The multiply-adds a method's selection needs for N tokens, K kept, width H (0: linear in N).
 
-    divprune K * N * H (greedy max-min; fewer on audio whose frames repeat); visionzip K_c * (N - K) * H
+    divprune K * N * H (greedy max-min: every token against every pick); visionzip K_c * (N - K) * H
     (every token left over against every contextual target); global-merge the sum over its rounds
     of |A| * |B| * H; every other method is a few passes over the N scores or rows.
     """
@@ -732,28 +733,12 @@ def selection_multiply_adds(method: str, n: int, k: int, hidden: int) -> int:
     return 0
 
 
-def slow_selection_warning(
-    method: str, n: int, keep: float = 0.25, hidden: int = 896, device: str = "cpu"
-) -> str | None:
-    """One sentence when `method` will take noticeably long (over NOTICEABLE_S) to select at N
-    tokens, keep ratio `keep`, embedding width `hidden`, else None.
-
-    The estimate is `selection_multiply_adds` / CPU_MULTIPLY_ADDS_PER_S times the method's measured
-    slowdown over one matrix product (SLOWDOWN_OVER_PRODUCT), a model measured on a 2-core CPU
-    (see `segprune bench`); for another device there is no measured model and this returns None.
-    """
-    if torch.device(device).type != "cpu":
-        return None
-    k = keep_count(n, keep)
-    seconds = selection_multiply_adds(method, n, k, hidden) / CPU_MULTIPLY_ADDS_PER_S
-    seconds *= SLOWDOWN_OVER_PRODUCT.get(method, 1.0)
-    if seconds <= NOTICEABLE_S:
-        return None
-    label = get_method(method).label
-    return (
-        f"{label} will take about {seconds:.0f} s to choose {k:,} of {n:,} tokens on a CPU like this one "
-        f"(its work grows with the clip's length squared); a faster method or a shorter clip avoids the wait."
-    )
+def selection_seconds(method: str, n: int, keep: float = 0.25, hidden: int = 896) -> float:
+    """The estimated seconds of one selection by `method` of keep ratio `keep` among N = n tokens of
+    width `hidden`, on a CPU like this project's (the cost model above; 0.0 for the methods that are
+    a few passes over N)."""
+    work = selection_multiply_adds(method, n, keep_count(n, keep), hidden)
+    return work / CPU_MULTIPLY_ADDS_PER_S * SLOWDOWN_OVER_PRODUCT.get(method, 1.0)
 
 
 def select(

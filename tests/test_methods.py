@@ -874,19 +874,33 @@ def test_visionzip_results_do_not_depend_on_the_block_size(monkeypatch):
 
 
 def test_slow_selection_warning_follows_the_cost_model():
-    from segprune.methods import selection_multiply_adds, slow_selection_warning
+    from segprune import words
+    from segprune.methods import (
+        CPU_MULTIPLY_ADDS_PER_S,
+        SLOWDOWN_OVER_PRODUCT,
+        selection_multiply_adds,
+        selection_seconds,
+    )
 
     assert selection_multiply_adds("divprune", 15_000, 3_750, 896) == 3_750 * 15_000 * 896
-    assert selection_multiply_adds("global-merge", 8, 2, 1) == 4 * 4 + 2 * 2
+    assert selection_multiply_adds("global-merge", 8, 2, 1) == 4 * 4 + 2 * 2  # rounds of 8 -> 4 -> 2 tokens
+    assert selection_multiply_adds("visionzip", 1180, 118, 2) == 18 * (1180 - 118) * 2  # K_c = 18 targets
     assert selection_multiply_adds("segmentwise", 45_000, 11_250, 896) == 0
+    divprune = 3_750 * 15_000 * 896 / CPU_MULTIPLY_ADDS_PER_S * SLOWDOWN_OVER_PRODUCT["divprune"]
+    assert selection_seconds("divprune", 15_000) == pytest.approx(divprune)
     for method in METHODS:
-        assert slow_selection_warning(method, 750) is None  # 30 s of audio: quick for every method
+        assert words.slow_selection_warning(method, 750) is None  # 30 s of audio: quick for every method
     for method in ["segmentwise", "topk", "adaptive-segmentwise", "local-merge", "random", "bottomk", "uniform"]:
-        assert slow_selection_warning(method, 45_000) is None  # linear in N
-    sentence = slow_selection_warning("divprune", 15_000)
-    assert sentence.startswith("DivPrune will take about") and "3,750 of 15,000 tokens" in sentence
+        assert selection_seconds(method, 45_000) == 0.0 and words.slow_selection_warning(method, 45_000) is None
+    sentence = words.slow_selection_warning("divprune", 15_000)
+    assert sentence.startswith(f"DivPrune will take about {words.seconds(divprune)} to choose 3,750 of N = 15,000")
     assert len(sentence.split(". ")) == 1 and sentence.endswith(".")
-    assert slow_selection_warning("divprune", 15_000, keep=0.01) is None  # K = 150: quick again
-    assert slow_selection_warning("divprune", 15_000, device="cuda") is None  # no model measured there
+    assert words.slow_selection_warning("global-merge", 45_000)  # its N^2 search, too
+    # the threshold is the estimate: just above and just below SLOW_SELECTION_SECONDS
+    n = next(n for n in range(1000, 20_000, 10) if selection_seconds("divprune", n) > words.SLOW_SELECTION_SECONDS)
+    assert words.slow_selection_warning("divprune", n) and words.slow_selection_warning("divprune", n - 10) is None
+    assert words.slow_selection_warning("divprune", 15_000, keep=0.01) is None  # K = 150: quick again
+    assert words.slow_selection_warning("divprune", 15_000, hidden=64) is None  # narrow embeddings: quick
+    assert words.slow_selection_warning("divprune", 15_000, device="cuda:0") is None  # no model measured there
     with pytest.raises(ValueError, match="Unknown method"):
-        slow_selection_warning("fastv", 100)
+        selection_seconds("fastv", 100)
