@@ -380,8 +380,9 @@ def greedy_max_min(x: torch.Tensor, first: int, k: int, candidates: int = DIVPRU
     3. M for the next round: sqrt(N * R / DIVPRUNE_GROWTH), at least `candidates`, so the Gram
        product stays a fraction of the next refresh.
 
-    The refreshes sum to K * N * H multiply-adds, as large products (measured 1.5-1.9x the CPU time of
-    one [N, H] x [H, K] product at N = 15,000, H = 896, keep 0.25, against 20-25x for a pass per pick).
+    The refreshes sum to K * N * H multiply-adds, as large products: measured 1.17x and 1.06x the CPU
+    time of those multiply-adds as one float32 product at N = 15,000 and 45,000 (H = 896, keep 0.25,
+    one thread), against about 25x for a pass over all N rows per pick.
     """
     n = x.shape[0]
     d = 1.0 - _host(x @ x[first])  # [N] the distances so far (host), -inf once picked
@@ -706,8 +707,10 @@ def make_method(name: str, **options) -> Method:
 # this project's 2-core CPU (benchmarks/RESULTS.md, "Selection at scale"): a selection whose work is
 # a product's takes its multiply-adds over the CPU's rate in one large float32 matrix product, times
 # how far the method stays from that product; the others are a few passes over N (milliseconds).
-CPU_MULTIPLY_ADDS_PER_S = 40e9  # float32 matrix product, 2 threads
-SLOWDOWN_OVER_PRODUCT = {"divprune": 2.0, "visionzip": 1.5, "global-merge": 1.5}
+CPU_MULTIPLY_ADDS_PER_S = 40e9  # float32 matrix product, one thread: measured 43-55e9 in CPU time
+# measured CPU time over the floor's at N = 15,000 / 45,000: divprune 1.17 / 1.06, visionzip 1.98 / 1.23,
+# global-merge 1.28 / 1.14 (wall-time ratios at load 10: 0.90 / 1.47, 1.97 / 0.99, 1.25 / 1.04)
+SLOWDOWN_OVER_PRODUCT = {"divprune": 1.5, "visionzip": 2.0, "global-merge": 1.3}
 
 
 def selection_multiply_adds(method: str, n: int, k: int, hidden: int) -> int:

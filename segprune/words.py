@@ -449,8 +449,9 @@ def slow_selection_warning(
     than SLOW_SELECTION_SECONDS to select, else None.
 
     The estimate is `methods.selection_seconds`, a cost model measured on this project's 2-core CPU:
-    DivPrune's K x N x H multiply-adds (about 4 s at N = 15,000, keep 0.25, H = 896, i.e. 10 minutes
-    of audio), VisionZip's and global-merge's products; every other method is milliseconds. No model
+    DivPrune's K x N x H multiply-adds (about 1.9 s at N = 15,000, 10 minutes of audio, keep 0.25,
+    H = 896; 8.6 s at Qwen2-Audio-7B's H = 4096), VisionZip's and global-merge's products; every other
+    method is milliseconds. No model
     was measured on another device: there it returns None."""
     if str(device).split(":")[0] != "cpu":
         return None

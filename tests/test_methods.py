@@ -892,15 +892,17 @@ def test_slow_selection_warning_follows_the_cost_model():
         assert words.slow_selection_warning(method, 750) is None  # 30 s of audio: quick for every method
     for method in ["segmentwise", "topk", "adaptive-segmentwise", "local-merge", "random", "bottomk", "uniform"]:
         assert selection_seconds(method, 45_000) == 0.0 and words.slow_selection_warning(method, 45_000) is None
-    sentence = words.slow_selection_warning("divprune", 15_000)
-    assert sentence.startswith(f"DivPrune will take about {words.seconds(divprune)} to choose 3,750 of N = 15,000")
+    sentence = words.slow_selection_warning("divprune", 30_000)  # 20 minutes of audio
+    estimate = words.seconds(selection_seconds("divprune", 30_000))
+    assert sentence.startswith(f"DivPrune will take about {estimate} to choose 7,500 of N = 30,000")
     assert len(sentence.split(". ")) == 1 and sentence.endswith(".")
     assert words.slow_selection_warning("global-merge", 45_000)  # its N^2 search, too
     # the threshold is the estimate: just above and just below SLOW_SELECTION_SECONDS
     n = next(n for n in range(1000, 20_000, 10) if selection_seconds("divprune", n) > words.SLOW_SELECTION_SECONDS)
     assert words.slow_selection_warning("divprune", n) and words.slow_selection_warning("divprune", n - 10) is None
-    assert words.slow_selection_warning("divprune", 15_000, keep=0.01) is None  # K = 150: quick again
-    assert words.slow_selection_warning("divprune", 15_000, hidden=64) is None  # narrow embeddings: quick
-    assert words.slow_selection_warning("divprune", 15_000, device="cuda:0") is None  # no model measured there
+    assert words.slow_selection_warning("divprune", 30_000, keep=0.01) is None  # K = 300: quick again
+    assert words.slow_selection_warning("divprune", 30_000, hidden=64) is None  # narrow embeddings: quick
+    assert words.slow_selection_warning("divprune", 15_000, hidden=4096)  # Qwen2-Audio-7B's width, 10 minutes
+    assert words.slow_selection_warning("divprune", 30_000, device="cuda:0") is None  # no model measured there
     with pytest.raises(ValueError, match="Unknown method"):
         selection_seconds("fastv", 100)

@@ -121,5 +121,5 @@ def test_compare_all_columns():
 
 def test_slow_selection_warning():
     assert words.slow_selection_warning("divprune", 3000) is None  # 2 minutes of audio: about 0.4 s
-    assert "N = 15,000 tokens" in words.slow_selection_warning("divprune", 15_000)  # 10 minutes: seconds
+    assert "N = 45,000 tokens" in words.slow_selection_warning("divprune", 45_000)  # 30 minutes: seconds
     assert words.slow_selection_warning("segmentwise", 45_000) is None
