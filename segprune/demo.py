@@ -134,7 +134,13 @@ def make_request(lm, limits: Limits | None = None, repeats=None, engine=None):
             )
         names = [method] + ([m for m in METHODS if m != method] if compare_all else [])
         for warning in filter(
-            None, (words.slow_selection_warning(m, int(audio.seconds / lm.token_duration)) for m in names)
+            None,
+            (
+                words.slow_selection_warning(
+                    m, int(audio.seconds / lm.token_duration), keep, lm.architecture()["llm_hidden"], lm.device
+                )
+                for m in names
+            ),
         ):
             gr.Warning(warning)
         progress(0.1, desc="Encoding the clip once, then running the full and the pruned model")
@@ -197,7 +203,7 @@ def make_selection(lm):
             return (*unchanged, "", *(keep_as_is(),) * 4, session)
         setting = settings_for([method], keep, segments, drop_silent)[0]
         index, c = session.ran(setting), session.comparison
-        warning = words.slow_selection_warning(method, c.tokens.n)
+        warning = words.slow_selection_warning(method, c.tokens.n, keep, c.tokens.embeddings.shape[1], lm.device)
         if warning and index is None:
             return (
                 *unchanged,

@@ -27,6 +27,10 @@ to the classes, in display order:
   [0, audio_end) plus a padding budget that always holds the window's last frames and the frames
   right after the audio ends (see `speech_segmentwise`); Segmentwise Top-K itself where audio_end = N.
 - ``divprune``     greedy max-min diversity of the embeddings (Alvar et al., CVPR 2025).
+- ``local-merge(window=1)``  token merging in rounds of bipartite matching, each token into its most
+  similar neighbour within `window` tokens on each side, until K remain (LTBM, arXiv 2605.25179).
+- ``global-merge``  the same with the most similar tokens anywhere (ToMe, arXiv 2210.09461); both in
+  `segprune.merging`, reporting anchors as indices and the merged rows (means) as embeddings.
 - ``random(seed=0)``  K distinct tokens drawn with ``np.random.default_rng(seed)``.
 - ``bottomk``      the K lowest scores (a sanity check: it should do worst).
 - ``uniform``      K evenly spaced tokens, index_i = floor((i + 0.5) * N / K).
@@ -36,8 +40,10 @@ to the classes, in display order:
 
 An option a method does not have is an error that names the options it has. Everything here is
 pure: numpy for scores, torch only for embeddings. :func:`select` validates its inputs and
-dispatches; a method's own functions assume valid input. Silent tokens (``silent=``) are dropped
-first for any method (see `segprune.silence`).
+dispatches; a method's own functions assume valid input. Costs: the score methods and local-merge
+are a few passes over N; visionzip, divprune and global-merge grow with N * K
+(:func:`selection_seconds` estimates how long, for the app's warning). Silent tokens
+(``silent=``) are dropped first for any method (see `segprune.silence`).
 """
 
 from __future__ import annotations
@@ -52,6 +58,7 @@ import torch
 import torch.nn.functional as F
 
 from . import silence
+from .merging import Merged, bipartite_merge
 
 __all__ = [
     "DEFAULT_METHOD",
@@ -65,12 +72,17 @@ __all__ = [
     "make_method",
     "segment_bounds",
     "select",
+    "selection_multiply_adds",
+    "selection_seconds",
 ]
 
 DEFAULT_METHOD = "segmentwise"
 DEFAULT_SEGMENTS = 10
 SPEECH_METHOD = "speech-segmentwise"  # the default of families whose window is padded past the audio (Whisper)
 VISIONZIP_CONTEXT_RATIO = 0.18  # contextual / dominant tokens, as in the VisionZip paper
+SIM_BLOCK = 1 << 22  # similarity entries per matrix product of VisionZip's search (16 MiB of float32)
+DIVPRUNE_CANDIDATES = 512  # DivPrune's first candidate set (it grows with the picks a round makes)
+DIVPRUNE_GROWTH = 8  # the candidates' Gram matrix stays about 1/8 of a round's refresh
 
 
 # --- budgets
@@ -289,11 +301,15 @@ def visionzip(
     if others.size:
         work = torch.promote_types(embeddings.dtype, torch.float32)
         t_emb = embeddings[torch.as_tensor(targets, device=device)].to(work)  # [K_c, H]
-        o_emb = embeddings[torch.as_tensor(others, device=device)].to(work)  # [R - K_c, H]
-        sim = F.normalize(o_emb, dim=-1) @ F.normalize(t_emb, dim=-1).T  # [R - K_c, K_c]
-        assign = sim.argmax(dim=-1)  # first maximum on ties
-        sums = t_emb.index_add(0, assign, o_emb)
-        counts = torch.bincount(assign, minlength=k_c)  # merges received per target
+        t_unit = F.normalize(t_emb, dim=-1)
+        sums = t_emb.clone()
+        counts = torch.zeros(k_c, dtype=torch.long, device=device)  # merges received per target
+        step = max(1, SIM_BLOCK // k_c)  # others per matrix product: the similarities never exceed SIM_BLOCK
+        for lo in range(0, others.size, step):
+            o_emb = embeddings[torch.as_tensor(others[lo : lo + step], device=device)].to(work)  # [step, H]
+            assign = (F.normalize(o_emb, dim=-1) @ t_unit.T).argmax(dim=-1)  # first maximum on ties
+            sums.index_add_(0, assign, o_emb)  # the others in temporal order, as one index_add would
+            counts += torch.bincount(assign, minlength=k_c)
         mean = sums / (counts + 1).unsqueeze(-1).to(work)
         hit = (counts > 0).cpu().numpy()  # targets that received nothing keep their original row
         rows = np.searchsorted(idx, targets)[hit]
@@ -410,21 +426,95 @@ def divprune(scores: np.ndarray, k: int, embeddings: torch.Tensor) -> Selection:
     """DivPrune: greedy max-min cosine-distance selection over embeddings [N, H] -> k indices.
 
     Starts from the top-scoring token, then repeatedly adds the token whose smallest cosine
-    distance (1 - cos) to the tokens already kept is largest (ties: lower index). A diverse set
-    that ignores scores after the first pick. O(k * N * H) on the embeddings' device.
+    distance (1 - cos, in at least float32) to the tokens already kept is largest (ties: lower
+    index). A diverse set that ignores scores after the first pick. K * N * H multiply-adds at
+    most, as matrix products on the embeddings' device (`greedy_max_min`); k = N keeps every token.
     (Alvar et al., DivPrune: Diversity-based Visual Token Pruning, CVPR 2025, arXiv 2503.02175.)
     """
     n = scores.shape[0]
+    if k >= n:
+        return Selection(np.arange(n), n)
     x = F.normalize(embeddings.to(torch.promote_types(embeddings.dtype, torch.float32)), dim=-1)
-    chosen = torch.zeros(n, dtype=torch.bool, device=x.device)
-    first = int(_top_indices(scores, 1)[0])
-    chosen[first] = True
-    nearest = 1.0 - x @ x[first]  # [N] distance to the closest kept token
-    for _ in range(k - 1):
-        j = int(torch.argmax(nearest.masked_fill(chosen, -torch.inf)))  # first maximum on ties
-        chosen[j] = True
-        nearest = torch.minimum(nearest, 1.0 - x @ x[j])
-    return Selection(np.flatnonzero(chosen.cpu().numpy()), n)
+    return Selection(np.sort(greedy_max_min(x, int(_top_indices(scores, 1)[0]), k)), n)
+
+
+def greedy_max_min(x: torch.Tensor, first: int, k: int, candidates: int = DIVPRUNE_CANDIDATES) -> np.ndarray:
+    """The greedy max-min order [k] int64 over unit rows x [N, H], starting at row `first`.
+
+    Pick t + 1 is the row whose distance to its nearest pick, d_i = min over picks c of (1 - x_i . x_c),
+    is largest (ties: the lower row). The same picks as updating all N distances after every pick (up
+    to the rounding of the products), in rounds that do the arithmetic as matrix products:
+
+    1. Refresh: bring every d_i up to date with the R picks of the last round, one [N, H] x [H, R]
+       product (in row blocks); d is then exact.
+    2. Candidates: the M largest d_i; tau = the (M + 1)-th largest. The others' distances can only
+       fall, so while the largest exact distance among the candidates is above tau, it is the next
+       pick. One [M, H] x [H, M] product gives the candidates' distances to each other; each pick
+       then costs two passes over M numbers. A round ends when no candidate is above tau (a round
+       in which every candidate ties with tau picks the exact maximum instead).
+    3. M for the next round: sqrt(N * R / DIVPRUNE_GROWTH), at least `candidates`, so the Gram
+       product stays a fraction of the next refresh.
+
+    The refreshes sum to K * N * H multiply-adds, as large products: measured 1.17x and 1.06x the CPU
+    time of those multiply-adds as one float32 product at N = 15,000 and 45,000 (H = 896, keep 0.25,
+    one thread), against about 25x for a pass over all N rows per pick.
+    """
+    n = x.shape[0]
+    d = 1.0 - _host(x @ x[first])  # [N] the distances so far (host), -inf once picked
+    d[first] = -np.inf
+    order = [first]
+    applied = 1  # the picks d includes
+    m = min(candidates, n)
+    while len(order) < k:
+        if applied < len(order):
+            _refresh(d, x, order[applied:])
+            d[order[applied:]] = -np.inf
+            applied = len(order)
+        size = min(m, n - len(order) - 1)
+        if size < 1:  # one row left
+            order.append(int(np.argmax(d)))
+            continue
+        part = np.argpartition(-d, size)  # the `size` largest first, then the (size + 1)-th
+        tau = d[part[size]]
+        cand = np.sort(part[:size])  # in row order: the first maximum is the lower row
+        xc = x[torch.as_tensor(cand, device=x.device)]
+        far = _host(torch.mm(xc, xc.T))  # [M, M] dots, then distances, of the candidates to each other
+        np.subtract(1.0, far, out=far)
+        dc = d[cand]  # a copy
+        made = 0
+        while len(order) < k:
+            p = int(np.argmax(dc))
+            if not dc[p] > tau:
+                break
+            order.append(int(cand[p]))
+            made += 1
+            dc[p] = -np.inf
+            np.minimum(dc, far[p], out=dc)
+        if made == 0:  # every candidate ties with tau: the exact maximum (d is up to date)
+            j = int(np.argmax(d))
+            order.append(j)
+            made = 1
+        m = min(n, max(candidates, int(math.sqrt(n * made / DIVPRUNE_GROWTH))))
+    return np.array(order[:k], dtype=np.int64)
+
+
+def _host(t: torch.Tensor) -> np.ndarray:
+    return t.detach().cpu().numpy()
+
+
+def _refresh(d: np.ndarray, x: torch.Tensor, picks: list[int]) -> None:
+    """d [N] = min(d, 1 - max over `picks` of x . x_p) for rows x [N, H]: one [rows, H] x [H, R] product
+    per block of rows (at most SIM_BLOCK entries); 1 - max(dot) = min(1 - dot) exactly."""
+    p = x[torch.as_tensor(picks, device=x.device)]  # [R, H]
+    step = max(1, SIM_BLOCK // len(picks))
+    for lo in range(0, x.shape[0], step):
+        near = _host(torch.mm(x[lo : lo + step], p.T).amax(dim=1))
+        np.minimum(d[lo : lo + step], 1.0 - near, out=d[lo : lo + step])
+
+
+def _merged_selection(m: Merged, n: int) -> Selection:
+    """A merge as a Selection: anchors as indices, merged rows, merged = rows that absorbed others."""
+    return Selection(m.anchors, n, embeddings=m.rows, merged=m.sizes > 1)
 
 
 # --- methods: each a small dataclass whose fields are its options
@@ -601,6 +691,48 @@ class DivPrune(Method):
 
 
 @dataclass(frozen=True)
+class LocalMerge(Method):
+    name: ClassVar[str] = "local-merge"
+    label: ClassVar[str] = "Local merge"
+    source: ClassVar[str] = (
+        "after LTBM (Luo et al., Locality Matters for Training-Free Audio Token Compression in Audio-Language "
+        "Models, arXiv 2605.25179) and ToMe's bipartite soft matching (Bolya et al., ICLR 2023, arXiv 2210.09461)"
+    )
+    summary: ClassVar[str] = (
+        "Merges each token into its most similar neighbour (within a window) until K remain: every moment "
+        "stays represented, steady stretches are averaged; no attention scores needed."
+    )
+    needs_embeddings: ClassVar[bool] = True
+    merges: ClassVar[bool] = True
+    window: int = 1  # neighbours on each side a token may merge into (1: the tokens just before and after it)
+
+    def __post_init__(self):
+        _check_int(self.name, "window", self.window, 1)
+
+    def choose(self, scores, k, embeddings=None, silent=None):
+        return _merged_selection(bipartite_merge(embeddings, k, self.window), scores.shape[0])
+
+
+@dataclass(frozen=True)
+class GlobalMerge(Method):
+    name: ClassVar[str] = "global-merge"
+    label: ClassVar[str] = "Global merge"
+    source: ClassVar[str] = (
+        "ToMe's bipartite soft matching (Bolya et al., Token Merging: Your ViT But Faster, ICLR 2023, "
+        "arXiv 2210.09461), the global variant of LTBM (arXiv 2605.25179)"
+    )
+    summary: ClassVar[str] = (
+        "Merges the most similar tokens anywhere in the clip until K remain: repeats collapse wherever they "
+        "occur; no attention scores needed, but its cost grows with the square of the clip's length."
+    )
+    needs_embeddings: ClassVar[bool] = True
+    merges: ClassVar[bool] = True
+
+    def choose(self, scores, k, embeddings=None, silent=None):
+        return _merged_selection(bipartite_merge(embeddings, k, None), scores.shape[0])
+
+
+@dataclass(frozen=True)
 class Random(Method):
     name: ClassVar[str] = "random"
     label: ClassVar[str] = "Random"
@@ -639,7 +771,19 @@ class Uniform(Method):
 
 METHODS: dict[str, type[Method]] = {
     m.name: m
-    for m in [Segmentwise, TopK, VisionZip, AdaptiveSegmentwise, SpeechSegmentwise, DivPrune, Random, BottomK, Uniform]
+    for m in [
+        Segmentwise,
+        TopK,
+        VisionZip,
+        AdaptiveSegmentwise,
+        SpeechSegmentwise,
+        DivPrune,
+        LocalMerge,
+        GlobalMerge,
+        Random,
+        BottomK,
+        Uniform,
+    ]
 }
 
 
@@ -663,6 +807,49 @@ def make_method(name: str, **options) -> Method:
         have = ", ".join(f"{o} (default {d!r})" for o, d in defaults.items()) or "none"
         raise ValueError(f"Method {name!r} has no option {unknown[0]!r}; its options: {have}.")
     return cls(**options)
+
+
+# --- cost: which selections take noticeably long
+
+# The cost model, measured with `segprune bench --selection-n 15000 45000 --selection-hidden 896` on
+# this project's 2-core CPU (benchmarks/RESULTS.md, "Selection at scale"): a selection whose work is
+# a product's takes its multiply-adds over the CPU's rate in one large float32 matrix product, times
+# how far the method stays from that product; the others are a few passes over N (milliseconds).
+CPU_MULTIPLY_ADDS_PER_S = 40e9  # float32 matrix product, one thread: measured 43-55e9 in CPU time
+# measured CPU time over the floor's at N = 15,000 / 45,000: divprune 1.17 / 1.06, visionzip 1.98 / 1.23,
+# global-merge 1.28 / 1.14 (wall-time ratios at load 10: 0.90 / 1.47, 1.97 / 0.99, 1.25 / 1.04)
+SLOWDOWN_OVER_PRODUCT = {"divprune": 1.5, "visionzip": 2.0, "global-merge": 1.3}
+
+
+def selection_multiply_adds(method: str, n: int, k: int, hidden: int) -> int:
+    """The multiply-adds a method's selection needs for N tokens, K kept, width H (0: linear in N).
+
+    divprune K * N * H (greedy max-min: every token against every pick); visionzip K_c * (N - K) * H
+    (every token left over against every contextual target); global-merge the sum over its rounds
+    of |A| * |B| * H; every other method is a few passes over the N scores or rows.
+    """
+    get_method(method)
+    if method == "divprune":
+        return k * n * hidden
+    if method == "visionzip":
+        k_c = round(k * VISIONZIP_CONTEXT_RATIO / (1 + VISIONZIP_CONTEXT_RATIO))
+        return k_c * (n - k) * hidden
+    if method == "global-merge":
+        total, m = 0, n
+        while m > k:
+            a, b = (m + 1) // 2, m // 2
+            total += a * b * hidden
+            m -= min(m - k, a)
+        return total
+    return 0
+
+
+def selection_seconds(method: str, n: int, keep: float = 0.25, hidden: int = 896) -> float:
+    """The estimated seconds of one selection by `method` of keep ratio `keep` among N = n tokens of
+    width `hidden`, on a CPU like this project's (the cost model above; 0.0 for the methods that are
+    a few passes over N)."""
+    work = selection_multiply_adds(method, n, keep_count(n, keep), hidden)
+    return work / CPU_MULTIPLY_ADDS_PER_S * SLOWDOWN_OVER_PRODUCT.get(method, 1.0)
 
 
 def select(
@@ -728,10 +915,11 @@ def select(
         raise ValueError(f"The silence mask must be a boolean array of shape [{n}], got {silent.dtype} {silent.shape}.")
     if m.drops_silent_itself:
         return m.choose(scores, k, embeddings, silent, **extra)
-    indices, rows, bounds = silence.drop_silent_first(
+    indices, rows, bounds, merged = silence.drop_silent_first(
         lambda s, kk, e: m.choose(s, kk, e), scores, k, silent, embeddings
     )
-    merged = None
-    if m.merges:  # a merged row's flag travels with it; rows taken as they were are not merges
+    if (
+        m.merges and merged is None
+    ):  # a merge method's flags travel with its rows; rows kept as they were are not merges
         merged = np.zeros(indices.size, dtype=bool)
     return Selection(indices, n, embeddings=rows, segment_bounds=bounds, merged=merged)

@@ -78,7 +78,9 @@ def drop_silent_first(choose: Callable, scores: np.ndarray, k: int, silent: np.n
     choose(scores [M], k, embeddings [M, H] | None) -> a Selection over M tokens (the method on a
     subset; k >= 1). scores [N], silent bool [N], embeddings [N, H] or None. Returns (indices [k]
     int64 in temporal order, rows [k, H] or None (a merge method's rows, following the indices),
-    segment bounds in clip positions or None), for `methods.select` to wrap in a Selection.
+    segment bounds in clip positions or None, merged [k] bool or None (a merge method's flags,
+    following the indices; False for the tokens kept as they are)), for `methods.select` to wrap
+    in a Selection.
     """
     n = scores.shape[0]
     live, quiet = np.flatnonzero(~silent), np.flatnonzero(silent)
@@ -96,11 +98,17 @@ def drop_silent_first(choose: Callable, scores: np.ndarray, k: int, silent: np.n
 
         stacked = [_subset(embeddings, where) if sel is None else sel.embeddings for where, sel in parts]
         rows = torch.cat(stacked)[torch.as_tensor(order, device=embeddings.device)]
+    merged = None
+    if any(sel is not None and sel.merged is not None for _, sel in parts):
+        flags = [
+            np.zeros(where.size, bool) if sel is None or sel.merged is None else sel.merged for where, sel in parts
+        ]
+        merged = np.concatenate(flags)[order]
     bounds = None
     if len(parts) == 1 and parts[0][1].segment_bounds is not None:  # subset positions -> clip positions
         where, sel = parts[0]
         bounds = np.append(where[sel.segment_bounds[:-1]], n)
-    return idx[order], rows, bounds
+    return idx[order], rows, bounds, merged
 
 
 def _subset(embeddings, where: np.ndarray):

@@ -21,11 +21,11 @@ from pathlib import Path
 from . import silence
 from .answers import readable, word_error_rate
 from .coverage import covered_bins, jaccard, kept_among
-from .methods import DEFAULT_METHOD, get_method
+from .methods import DEFAULT_METHOD, get_method, keep_count, selection_seconds
 from .models import RANDOM_WEIGHTS_NOTE
 from .timing import Speedup
 
-SLOW_SELECTION_TOKENS = 3000  # DivPrune above this many tokens: seconds to minutes (see slow_selection_warning)
+SLOW_SELECTION_SECONDS = 2.0  # a selection estimated to take longer is announced (slow_selection_warning)
 
 
 def seconds(value: float) -> str:
@@ -469,21 +469,26 @@ def error_headline(message: str) -> str:
     return f"## ⚠️ {message}\nNothing from an earlier run is shown. Fix the input and press **Run** again."
 
 
-def slow_selection_warning(method: str, n: int) -> str | None:
-    """A sentence when `method` on `n` tokens can take seconds to minutes to select, else None.
+def slow_selection_warning(
+    method: str, n: int, keep: float = 0.25, hidden: int = 896, device: str = "cpu"
+) -> str | None:
+    """A sentence when `method` at keep ratio `keep` among `n` tokens of width `hidden` will take more
+    than SLOW_SELECTION_SECONDS to select, else None.
 
-    Rule: DivPrune on more than SLOW_SELECTION_TOKENS (3,000) tokens, about 2 minutes of audio at 25
-    tokens per second. DivPrune adds one token at a time and compares it with all N (K x N x H
-    multiply-adds, K sequential steps): measured on this project's 2-core CPU at keep 0.25, 2 s of
-    CPU at N = 2,000 and 9 s at N = 5,000 with 896-wide embeddings. Every other method selects
-    among 22,500 tokens in under half a second."""
-    if method == "divprune" and n > SLOW_SELECTION_TOKENS:
-        label = get_method(method).label
-        return (
-            f"{label} compares each kept token with all N = {n:,} tokens (its cost grows with K × N), so its "
-            f"selection on this clip can take seconds to minutes."
-        )
-    return None
+    The estimate is `methods.selection_seconds`, a cost model measured on this project's 2-core CPU:
+    DivPrune's K x N x H multiply-adds (about 1.9 s at N = 15,000, 10 minutes of audio, keep 0.25,
+    H = 896; 8.6 s at Qwen2-Audio-7B's H = 4096), VisionZip's and global-merge's products; every other
+    method is milliseconds. No model
+    was measured on another device: there it returns None."""
+    if str(device).split(":")[0] != "cpu":
+        return None
+    estimate = selection_seconds(method, n, keep, hidden)
+    if estimate <= SLOW_SELECTION_SECONDS:
+        return None
+    return (
+        f"{get_method(method).label} will take about {seconds(estimate)} to choose {keep_count(n, keep):,} of "
+        f"N = {n:,} tokens (its work grows with K × N); a faster method or a shorter clip avoids the wait."
+    )
 
 
 TABLE_HEADERS = [
@@ -550,7 +555,7 @@ def table_rows(c, lm=None) -> list[list]:
 
 
 __all__ = [
-    "SLOW_SELECTION_TOKENS",
+    "SLOW_SELECTION_SECONDS",
     "TABLE_HEADERS",
     "TABLE_WIDTHS",
     "Terms",

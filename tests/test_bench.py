@@ -14,8 +14,9 @@ import torch
 from segprune.bench import gpu, presets, report
 from segprune.bench.measure import peers_scores, synthetic_audio
 from segprune.bench.memory import PeakMemory
-from segprune.bench.result import ROWS, SCHEMA, Result
+from segprune.bench.result import ROWS, SCHEMA, SELECTION_SLOW_REPEATS, Result
 from segprune.cli import main
+from segprune.methods import METHODS as REGISTRY
 from segprune.methods import keep_count
 from segprune.models.audioflamingo3 import AudioFlamingo3LM
 from segprune.models.qwen2_audio import Qwen2AudioLM
@@ -24,6 +25,7 @@ from tests.conftest import TINY_KEYS
 SECONDS = [5.0, 40.0]  # one and two encoder windows
 KEEP = [0.5, 0.1]
 METHODS = ["segmentwise", "topk", "visionzip"]
+SELECTION_SIZES = [600, 1500]  # the synthetic selection test, kept small
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +46,8 @@ def bench_run(tmp_path_factory):
         "--decode-tokens",
         "3",
     ]
-    argv += ["--baseline-seconds", "5", "--selection-n", "2000", "--json", str(path), "--html", str(html)]
+    argv += ["--baseline-seconds", "5", "--selection-n", *map(str, SELECTION_SIZES), "--selection-hidden", "48"]
+    argv += ["--json", str(path), "--html", str(html)]
     return argv, path, html
 
 
@@ -98,9 +101,20 @@ def test_bench_rows_are_consistent(bench_output):
     [base] = data["baseline"]  # only at --baseline-seconds 5
     assert base["seconds"] == 5 and base["peers_peak_mb"] > 0
     assert base["max_score_diff"] < 1e-3  # the peers' way and the hook compute the same scores
-    sources = {(r["source"], r["n"]) for r in data["selection"]}
-    assert sources == {("clip", 125), ("clip", 1000), ("synthetic", 2000)}
-    assert len(data["selection"]) == len(sources) * len(KEEP) * len(METHODS)
+    clip = [r for r in data["selection"] if r["source"] == "clip"]
+    assert {r["n"] for r in clip} == {125, 1000} and len(clip) == 2 * len(KEEP) * len(METHODS)
+    synthetic = [r for r in data["selection"] if r["source"] == "synthetic"]  # every registry method, each N
+    assert [(r["method"], r["n"]) for r in synthetic] == [(m, n) for n in SELECTION_SIZES for m in REGISTRY]
+    for r in data["selection"]:
+        assert r["k"] == keep_count(r["n"], r["keep_ratio"]) and r["repeats"] >= 1
+        assert 0 < r["select_ms_min"] <= r["select_ms"] and r["select_cpu_ms"] > 0
+        assert r["hidden"] == (48 if r["source"] == "synthetic" else data["model"]["llm_hidden"])
+        product = r["method"] in ("divprune", "visionzip", "global-merge")
+        assert (r["multiply_adds"] > 0) == product == (r["floor_ms"] is not None)
+        if product:
+            assert r["floor_ms"] > 0 and r["floor_cpu_ms"] > 0
+            assert math.isclose(r["of_floor"], r["select_ms"] / r["floor_ms"], rel_tol=1e-9)
+    assert {r["keep_ratio"] for r in synthetic} == {0.25}
     fits = {f["keep_ratio"]: f for f in data["scaling"]}
     assert set(fits) == {1.0, *KEEP} and all(f["exponent"] and f["exponent_prompt"] for f in fits.values())
     assert all(len(f["seconds"]) == len(SECONDS) for f in fits.values())
@@ -112,6 +126,7 @@ def test_bench_report_and_figure(bench_output, bench_run, capsys):
     assert "RANDOM WEIGHTS" in out
     for heading in ["### Prefill", "### Encoder and scoring hook", "### Scores", "### Selection", "### Scaling"]:
         assert heading in out
+    assert "floor ms" in out and "as one float32 product" in out
     assert html.stat().st_size > 100_000 and "plotly" in html.read_text()[:100_000].lower()
     # the same report again from the saved JSON, without a model
     assert main(["bench", "--from-json", str(bench_run[1])]) == 0
@@ -158,6 +173,36 @@ def test_targets_are_checked_where_the_run_has_them():
     wall, cpu = report.targets(result, encoder_layers=12)
     assert wall.met and wall.value == pytest.approx(0.922, abs=1e-3)
     assert not cpu.met and cpu.value == pytest.approx(0.863, abs=1e-3)
+
+
+def test_selection_targets_at_scale():
+    def row(method, n, ms, floor=None):
+        return ROWS["selection"](
+            method,
+            n,
+            0.25,
+            keep_count(n, 0.25),
+            ms,
+            ms,
+            "synthetic",
+            hidden=896,
+            repeats=3,
+            floor_ms=floor,
+            of_floor=None if floor is None else ms / floor,
+            multiply_adds=1 if floor else 0,
+        )
+
+    rows = [row("segmentwise", 45_000, 0.4), row("visionzip", 45_000, 900.0, 700.0), row("divprune", 45_000, 15e3, 9e3)]
+    rows += [row("divprune", 15_000, 3e3, 1e3), row("local-merge", 15_000, 80.0)]  # no 50 ms goal below 45,000
+    result = Result(SCHEMA, "", {}, {}, {"selection_repeats": 20}, selection=rows)
+    met = {t.name: (t.met, t.value) for t in report.targets(result, encoder_layers=12)}
+    assert met == {
+        "selection time of segmentwise (N = 45000, keep 0.25, H = 896)": (True, 0.4),
+        "selection time of visionzip (N = 45000, keep 0.25, H = 896)": (False, 900.0),
+        "DivPrune selection / its arithmetic floor (N = 45000, keep 0.25, H = 896)": (True, 15e3 / 9e3),
+        "DivPrune selection / its arithmetic floor (N = 15000, keep 0.25, H = 896)": (False, 3.0),
+        "segmentwise selection time (N = 45000, keep 0.25)": (True, 0.4),
+    }
 
 
 def test_growth_exponent():
@@ -222,7 +267,7 @@ def test_peak_memory_attributes_one_phase():
 
 def test_gpu_entry_runs_on_cpu_with_the_tiny_preset(tmp_path, capsys):
     argv = ["--out", str(tmp_path), "--preset", "tiny", "--device", "cpu", "--dtype", "float32", "--repeats", "1"]
-    argv += ["--decode-tokens", "2"]
+    argv += ["--decode-tokens", "2", "--selection-n", "400"]
     assert gpu.main([*argv, "--long", "30"]) == 0
     assert {p.name for p in tmp_path.iterdir()} == {
         "gpu-qwen2-audio.json",
@@ -308,8 +353,9 @@ def test_plan_prices_every_pass_of_the_run():
     from segprune.bench.measure import Options
 
     opts = Options(seconds=[10.0, 40.0], keep=[1.0, 0.5, 0.1], methods=["segmentwise", "topk"], repeats=3)
-    opts.baseline_seconds, opts.warmup, opts.decode_tokens, opts.selection_n = [40.0], 1, 4, 1000
-    look = FirstLook(100.0, 1, [(60, 30.0), (260, 80.0)], 5.0, {"segmentwise": 1.0, "topk": 3.0}, 1000)
+    opts.baseline_seconds, opts.warmup, opts.decode_tokens, opts.selection_n = [40.0], 1, 4, [1000, 4000]
+    measured = {m: 1.0 for m in REGISTRY} | {"topk": 3.0, "divprune": 10.0}  # one selection each at N = 1000
+    look = FirstLook(100.0, 1, [(60, 30.0), (260, 80.0)], 5.0, measured, 1000, 16, 0.25)
     assert look.prefill_ms(160) == pytest.approx(55.0)  # on the line through the two prefills
     clips = {10.0: (250, 260, 1), 40.0: (1000, 1010, 2)}  # N, full prompt, windows
     phases = plan(opts, look, clips)
@@ -318,7 +364,8 @@ def test_plan_prices_every_pass_of_the_run():
         "10 s",
         "40 s",
         "40 s",
-        "selection on N = 1000 synthetic scores",
+        "selection of every method on N = 1,000 synthetic tokens, keep 0.25",
+        "selection of every method on N = 4,000 synthetic tokens, keep 0.25",
     ]
     rounds = 1 + 3  # warm-up + timed
     # 10 s: encoder passes without the baseline (its own encoding was the first measurement)
@@ -328,12 +375,22 @@ def test_plan_prices_every_pass_of_the_run():
     assert phases[2].ms == pytest.approx(200 * (6 + PEERS_FACTOR * 7))
     # prefills: full + 2 pruned prompts, each (rounds + 1 memory pass), then one generation of 4 tokens each
     prompts = [260, 10 + 125, 10 + 25]
-    select = (1.0 + 3.0) * 2 * (1 + 20)  # both methods, 2 ratios, warm-up + 20 repeats, at N = 1000
+    select = (1.0 + 3.0) * 2 * (1 + 20)  # both methods, 2 ratios, a first call + 20 repeats, at N = 1000
     want = sum(look.prefill_ms(p) for p in prompts) * (rounds + 1)
-    want += sum(look.prefill_ms(p) + 3 * 5.0 for p in prompts) + select * 250 / 1000
+    want += sum(look.prefill_ms(p) + 3 * 5.0 for p in prompts) + select * 250 / 1000  # linear in N
     assert phases[1].ms == pytest.approx(want)
     assert phases[1].passes == {"prefill": 3 * (rounds + 1), "generate": 3, "select": 2 * 2 * 21}
-    assert phases[4].ms == pytest.approx(select) and phases[4].passes == {"select": 84}
+    # the synthetic selection at N = 1000: every registry method as measured; a product's also its floor
+    products = {"divprune", "visionzip", "global-merge"}
+    assert phases[4].ms == pytest.approx(sum(ms * (21 + 20 * (m in products)) for m, ms in measured.items()))
+    assert phases[4].passes == {"select": 21 * len(REGISTRY)}
+    # at N = 4000 DivPrune does 16x the multiply-adds (K * N): 160 ms, under 500 ms, still 20 repeats
+    assert look.selection_ms("divprune", 4000, 0.25) == pytest.approx(160.0)
+    assert look.selection_ms("segmentwise", 4000, 0.25) == pytest.approx(4.0)
+    assert phases[5].passes == {"select": 21 * len(REGISTRY)}
+    slow = FirstLook(100.0, 1, [(60, 30.0), (260, 80.0)], 5.0, measured | {"divprune": 40.0}, 1000, 16, 0.25)
+    at_4000 = plan(opts, slow, clips)[5]  # DivPrune at 640 ms: a first call and SELECTION_SLOW_REPEATS
+    assert at_4000.passes == {"select": 21 * (len(REGISTRY) - 1) + 1 + SELECTION_SLOW_REPEATS}
 
 
 def test_progress_lines_scale_what_is_left_by_the_pace_so_far():
@@ -395,7 +452,7 @@ def test_the_run_does_what_its_plan_counts(tiny_models, monkeypatch):
         snapshots.append(dict(calls))
 
     opts = Options(seconds=[3.0, 5.0], keep=[1.0, 0.5, 0.25], methods=["segmentwise", "topk"], repeats=2)
-    opts.baseline_seconds, opts.decode_tokens, opts.selection_n, opts.selection_repeats = [5.0], 3, 500, 3
+    opts.baseline_seconds, opts.decode_tokens, opts.selection_n, opts.selection_repeats = [5.0], 3, [300, 500], 3
     measure.run(lm, opts, log)
     [phases] = plans
     start = next(i for i, line in enumerate(lines) if line.startswith("estimated run time"))

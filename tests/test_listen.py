@@ -229,9 +229,10 @@ def test_coverage_overlap_and_word_error_rate():
     assert readable("ok\ufffd\ufffd\x00 \n fine") == "ok··· fine"
 
 
-def test_the_apps_reselection_on_a_30_minute_clip():
+def test_the_apps_reselection_on_a_30_minute_clip(monkeypatch):
     """The function behind the page's selection controls, on the 30-minute session: a fast method
-    redraws and renders the track; DivPrune is not run there, the settings note says why."""
+    redraws and renders the track; a selection estimated to be slow is not run there, the settings
+    note says why."""
     from apphelpers import FakeModel
 
     from segprune import demo
@@ -244,6 +245,9 @@ def test_the_apps_reselection_on_a_30_minute_clip():
     assert kept_session is session and note == "" and len(track) == 1800 * RATE and rate == RATE
     assert "K = 2250 of N = 22500" in status and "from the last Run" in status
     assert len(figure.data) > 0
+    quick = reselect("divprune", 0.1, 10, False, session)  # 64-wide rows: about 0.1 s by the cost model
+    assert quick[3] == "" and "K = 2250 of N = 22500" in quick[2]
+    monkeypatch.setattr(words, "SLOW_SELECTION_SECONDS", 0.01)  # now it counts as slow
     slow = reselect("divprune", 0.1, 10, False, session)
-    assert slow[3].startswith("⚠️ DivPrune compares each kept token with all N = 22,500 tokens")
+    assert slow[3].startswith("⚠️ DivPrune will take about") and "2,250 of N = 22,500 tokens" in slow[3]
     assert "press Run" in slow[3] and slow[0] == {"__type__": "update"}  # nothing redrawn

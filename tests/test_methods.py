@@ -172,7 +172,7 @@ def test_segment_bounds_rejects_bad_counts(n, s):
 
 def test_registry_order_and_metadata():
     paper = ["segmentwise", "topk", "visionzip"]
-    beyond = ["adaptive-segmentwise", "speech-segmentwise", "divprune"]
+    beyond = ["adaptive-segmentwise", "speech-segmentwise", "divprune", "local-merge", "global-merge"]
     assert list(METHODS) == [*paper, *beyond, "random", "bottomk", "uniform"]
     assert DEFAULT_METHOD == "segmentwise" and DEFAULT_SEGMENTS == 10
     for name, m in METHODS.items():
@@ -184,8 +184,10 @@ def test_registry_order_and_metadata():
     segmentwise_family = ["segmentwise", "adaptive-segmentwise", "speech-segmentwise"]
     assert [n for n, m in METHODS.items() if m.takes("segments")] == segmentwise_family
     assert [n for n, m in METHODS.items() if m.reads_audio_end] == ["speech-segmentwise"]
-    assert [n for n, m in METHODS.items() if m.needs_embeddings] == ["visionzip", "divprune"]
-    assert [n for n, m in METHODS.items() if m.merges] == ["visionzip"]
+    assert "2605.25179" in METHODS["local-merge"].source and "2210.09461" in METHODS["global-merge"].source
+    merging = ["local-merge", "global-merge"]
+    assert [n for n, m in METHODS.items() if m.needs_embeddings] == ["visionzip", "divprune", *merging]
+    assert [n for n, m in METHODS.items() if m.merges] == ["visionzip", *merging]
 
 
 def test_unknown_method_lists_the_available_ones():
@@ -553,6 +555,34 @@ def test_silence_option_drops_silent_tokens_first(method, keep):
             assert torch.equal(sel.embeddings, emb)
 
 
+@pytest.mark.parametrize("method", [m for m in METHODS if METHODS[m].merges])
+@pytest.mark.parametrize("keep", [0.2, 0.8])  # 0.8: every non-silent token, and merges among the silent ones
+def test_silence_option_carries_the_merged_flags_of_the_sub_selection(method, keep):
+    rng = np.random.default_rng(3)
+    n = 200
+    scores = rng.random(n)
+    silent = np.zeros(n, dtype=bool)
+    silent[60:120] = True
+    emb = make_embeddings(n, seed=4)
+    sel = select(method, scores, keep, embeddings=emb, silent=silent)
+    k = keep_count(n, keep)
+    live, quiet = np.flatnonzero(~silent), np.flatnonzero(silent)
+    m = make_method(method)
+    if live.size >= k:  # the method on the non-silent tokens alone
+        sub = m.choose(scores[live], k, emb[live])
+        expected = dict(zip(live[sub.indices].tolist(), sub.merged.tolist()))
+    else:  # every non-silent token as it is, the method's choice among the silent ones
+        sub = m.choose(scores[quiet], k - live.size, emb[quiet])
+        expected = dict.fromkeys(live.tolist(), False) | dict(zip(quiet[sub.indices].tolist(), sub.merged.tolist()))
+    assert sub.merged.any()  # the sub-selection did merge: its flags must reach the result
+    assert sel.indices.tolist() == sorted(expected)
+    assert sel.merged.tolist() == [expected[i] for i in sel.indices.tolist()]
+    rows = {i: r for i, r in zip(sel.indices.tolist(), sel.embeddings)}
+    for i, was_merged in expected.items():
+        if not was_merged:
+            assert torch.equal(rows[i], emb[i])  # a flag of False is a row taken as it was
+
+
 def test_silence_mask_is_validated():
     with pytest.raises(ValueError, match="silence mask"):
         select("topk", np.ones(5), 0.5, silent=np.ones(4, dtype=bool))
@@ -598,3 +628,283 @@ def test_options_are_recorded_and_only_changed_ones_name_a_setting():
     assert Setting("visionzip", 0.1, context_ratio=0.3).to_dict()["options"] == {"context_ratio": 0.3}
     with pytest.raises(ValueError, match="no option 'segments'"):
         Setting("topk", 0.25, segments=5)
+
+
+# --- merging methods: local-merge (LTBM-style, with a window) and global-merge (ToMe)
+
+
+def ref_merge(x, k, window):
+    """Groups (lists of original positions, the anchor first) by plain loops over the definition,
+    in float64: rounds of bipartite matching (A = even positions, B = odd) until k groups remain."""
+    x = np.asarray(x, dtype=np.float64)
+    groups = [[i] for i in range(len(x))]
+    while len(groups) > k:
+        m = len(groups)
+        means = [x[g].mean(axis=0) for g in groups]
+
+        def cos(p, q, means=means):
+            u, v = means[p], means[q]
+            return float(u @ v) / (max(np.linalg.norm(u), 1e-12) * max(np.linalg.norm(v), 1e-12))
+
+        edges = []
+        for p in range(0, m, 2):
+            candidates = [q for q in range(1, m, 2) if window is None or abs(q - p) <= 2 * window - 1]
+            best = max(candidates, key=lambda q: (cos(p, q), -q))  # ties: the earlier B
+            edges.append((cos(p, best), p, best))
+        chosen = sorted(edges, key=lambda e: (-e[0], e[1]))[: min(m - k, (m + 1) // 2)]  # ties: the earlier A
+        into = {p: q for _, p, q in chosen}
+        groups = [
+            groups[q] + [i for p, d in sorted(into.items()) if d == q for i in groups[p]]
+            for q in range(m)
+            if q not in into
+        ]
+    return groups
+
+
+MERGES = [("local-merge", {"window": 1}), ("local-merge", {"window": 2}), ("local-merge", {"window": 3})]
+MERGES += [("global-merge", {})]
+
+
+@pytest.mark.parametrize("method, opts", MERGES)
+@settings(max_examples=40, deadline=None)
+@given(n=st.integers(1, 90), data=st.data(), h=st.integers(1, 12), seed=st.integers(0, 2**16))
+def test_merges_match_brute_force(method, opts, n, data, h, seed):
+    k = data.draw(st.integers(1, n))
+    emb = make_embeddings(n, h=h, seed=seed)
+    sel = select(method, np.zeros(n), k / n, embeddings=emb, **opts)
+    groups = ref_merge(emb.numpy(), keep_count(n, k / n), opts.get("window"))
+    assert sel.k == len(groups) == keep_count(n, k / n)
+    assert sel.indices.tolist() == [g[0] for g in groups]  # anchors, in temporal order
+    assert sel.merged.tolist() == [len(g) > 1 for g in groups]
+    expected = np.stack([emb.double().numpy()[g].mean(axis=0) for g in groups])
+    np.testing.assert_allclose(sel.embeddings.double().numpy(), expected, rtol=1e-5, atol=1e-6)
+    for row, g in zip(sel.embeddings, groups):
+        if len(g) == 1:  # a token that merged nothing is its original row, bit for bit
+            assert torch.equal(row, emb[g[0]])
+
+
+@pytest.mark.parametrize("method, opts", MERGES)
+@FAST
+@given(case=cases(max_n=1200))
+def test_merges_keep_exactly_k_in_order_deterministically(method, opts, case):
+    n, ratio, _, _, seed = case
+    emb = make_embeddings(n, h=16, seed=seed)
+    sel = select(method, np.zeros(n), ratio, embeddings=emb, **opts)
+    assert sel.k == keep_count(n, ratio) and np.all(np.diff(sel.indices) > 0)
+    assert sel.embeddings.shape == (sel.k, 16) and sel.merged.dtype == bool
+    again = select(method, np.zeros(n), ratio, embeddings=emb.clone(), **opts)
+    np.testing.assert_array_equal(sel.indices, again.indices)
+    assert torch.equal(sel.embeddings, again.embeddings) and np.array_equal(sel.merged, again.merged)
+    identity = select(method, np.zeros(n), 1.0, embeddings=emb, **opts)
+    assert identity.indices.tolist() == list(range(n)) and torch.equal(identity.embeddings, emb)
+    assert not identity.merged.any()
+
+
+@FAST
+@given(case=cases(max_n=3000))
+def test_local_merge_with_window_one_merges_contiguous_stretches(case):
+    """Window 1: every merged row is the mean of one contiguous stretch of tokens holding its anchor."""
+    from segprune.merging import bipartite_merge
+
+    n, ratio, _, _, seed = case
+    emb = make_embeddings(n, h=6, seed=seed, dtype=torch.float64)
+    merged = bipartite_merge(emb, keep_count(n, ratio), window=1)
+    ends = np.cumsum(merged.sizes)
+    starts = ends - merged.sizes
+    assert ends[-1] == n and np.all((starts <= merged.anchors) & (merged.anchors < ends))
+    expected = torch.stack([emb[s:e].mean(dim=0) for s, e in zip(starts, ends)])
+    torch.testing.assert_close(merged.rows, expected, rtol=1e-12, atol=1e-12)
+
+
+def test_merges_crafted_ties_go_to_the_earlier_token():
+    same = torch.ones(6, 3)  # every cosine is exactly 1
+    # K = 3, one full round: A_0 -> B_0 (its only neighbour), A_1 -> B_0 (earlier of two), A_2 -> B_1
+    local = select("local-merge", np.zeros(6), 0.5, embeddings=same)
+    assert local.indices.tolist() == [1, 3, 5] and local.merged.tolist() == [True, True, False]
+    assert torch.equal(local.embeddings, torch.ones(3, 3))
+    # global: every A into the first B
+    glob = select("global-merge", np.zeros(6), 0.5, embeddings=same)
+    assert glob.indices.tolist() == [1, 3, 5] and glob.merged.tolist() == [True, False, False]
+    # K = 4, a partial round: of three equal edges the two earliest A merge
+    assert select("local-merge", np.zeros(6), 4 / 6, embeddings=same).indices.tolist() == [1, 3, 4, 5]
+    # a row that merged nothing is the original bit for bit, even the sign of a zero
+    signed = same.clone()
+    signed[5, 0] = -0.0  # token 5 (B_2) is less like token 4 than token 3 is: nothing merges into it
+    alone = select("local-merge", np.zeros(6), 0.5, embeddings=signed)
+    assert alone.merged.tolist() == [True, True, False]
+    assert torch.equal(alone.embeddings[2].view(torch.int32), signed[5].view(torch.int32))
+
+
+def test_local_merge_keeps_two_sounds_apart_and_global_joins_their_repeats():
+    e = torch.eye(4)
+    two = e[[0] * 5 + [1] * 5]
+    for method in ("local-merge", "global-merge"):
+        sel = select(method, np.zeros(10), 0.2, embeddings=two)
+        assert sel.indices.tolist() == [3, 7] and torch.equal(sel.embeddings, e[[0, 1]])
+    repeat = e[[0] * 2 + [1] * 4 + [0] * 2]  # the first sound comes back after the second
+    glob = select("global-merge", np.zeros(8), 0.25, embeddings=repeat)
+    assert torch.equal(glob.embeddings, e[[1, 0]])  # both stretches of sound 0 in one row
+    local = select("local-merge", np.zeros(8), 0.25, embeddings=repeat)
+    assert not torch.equal(local.embeddings, e[[1, 0]])  # a window of 1 cannot reach across sound 1
+
+
+def test_merges_compute_in_float32_and_return_the_input_dtype():
+    emb = make_embeddings(300, h=32, seed=4, dtype=torch.bfloat16)
+    for method, opts in MERGES:
+        sel = select(method, np.zeros(300), 0.25, embeddings=emb, **opts)
+        assert sel.embeddings.dtype == torch.bfloat16 and sel.embeddings.device == emb.device
+        groups = ref_merge(emb.float().numpy(), sel.k, opts.get("window"))
+        assert sel.indices.tolist() == [g[0] for g in groups]
+        expected = torch.stack([emb[g].float().mean(dim=0) for g in groups]).to(torch.bfloat16)
+        assert torch.equal(sel.embeddings, expected)  # the float32 mean, rounded once
+
+
+def test_merges_results_do_not_depend_on_the_block_sizes(monkeypatch):
+    from segprune import merging
+
+    emb = make_embeddings(700, h=24, seed=5)
+    default = {(m, str(o)): select(m, np.zeros(700), 0.1, embeddings=emb, **o) for m, o in MERGES}
+    monkeypatch.setattr(merging, "SIM_BLOCK", 97)
+    monkeypatch.setattr(merging, "BLOCK_ROWS", 3)
+    for (method, opts), sel in zip(MERGES, default.values()):
+        small = select(method, np.zeros(700), 0.1, embeddings=emb, **opts)
+        np.testing.assert_array_equal(small.indices, sel.indices)
+        torch.testing.assert_close(small.embeddings, sel.embeddings, rtol=1e-6, atol=1e-6)
+
+
+def test_merge_sums_are_the_same_by_masked_adds_or_index_add(monkeypatch):
+    from segprune import merging
+
+    emb = make_embeddings(500, h=8, seed=7)
+    default = [select(m, np.zeros(500), 0.2, embeddings=emb, **o) for m, o in MERGES]
+    monkeypatch.setattr(merging, "MASKED_OFFSETS", 0)  # every full round by index_add_
+    for (method, opts), sel in zip(MERGES, default):
+        other = select(method, np.zeros(500), 0.2, embeddings=emb, **opts)
+        np.testing.assert_array_equal(other.indices, sel.indices)
+        assert torch.equal(other.embeddings, sel.embeddings)  # the same additions in the same order
+
+
+@pytest.mark.parametrize("m, span", [(1, 0), (2, 1), (8, 3), (9, 1), (17, 5), (40, 20), (100, 1), (100, 30)])
+def test_forward_dots_are_the_banded_gram_matrix(m, span):
+    from segprune.merging import forward_dots
+
+    s = torch.randn(m, 2 * 5, dtype=torch.float64)[:, ::2]  # a strided view, as the rows of a round are
+    gram = (s @ s.T).numpy()
+    expected = np.array([[gram[p, p + d] if p + d < m else 0.0 for d in range(span + 1)] for p in range(m)])
+    np.testing.assert_allclose(forward_dots(s, span), expected, rtol=1e-12, atol=1e-12)
+
+
+def test_merge_window_is_validated():
+    with pytest.raises(ValueError, match="window must be a whole number of at least 1"):
+        make_method("local-merge", window=0)
+    with pytest.raises(ValueError, match="its options: none"):
+        select("global-merge", np.zeros(10), 0.5, embeddings=torch.ones(10, 2), window=2)
+
+
+# --- selection at scale: DivPrune's greedy in rounds of matrix products, VisionZip's blocked search, the cost warning
+
+
+def greedy_per_pick(x, first, k):
+    """The greedy max-min order updating all N distances after every pick (the old DivPrune loop)."""
+    chosen = torch.zeros(x.shape[0], dtype=torch.bool)
+    chosen[first] = True
+    nearest = 1.0 - x @ x[first]
+    order = [first]
+    for _ in range(k - 1):
+        j = int(torch.argmax(nearest.masked_fill(chosen, -torch.inf)))
+        chosen[j] = True
+        order.append(j)
+        nearest = torch.minimum(nearest, 1.0 - x @ x[j])
+    return order
+
+
+def assert_greedy_max_min(x, order, atol=1e-5):
+    """Every pick is an unpicked row at the largest distance to its nearest earlier pick (float64
+    distances, within `atol`: the products may round differently from a pass per pick)."""
+    x = x.double()
+    used = torch.zeros(x.shape[0], dtype=torch.bool)
+    used[order[0]] = True
+    nearest = 1.0 - x @ x[order[0]]
+    for j in order[1:]:
+        assert not used[j] and nearest[j] >= nearest.masked_fill(used, -torch.inf).max() - atol
+        used[j] = True
+        nearest = torch.minimum(nearest, 1.0 - x @ x[j])
+
+
+def greedy_data(kind, n, h, rng):
+    if kind == "normal":
+        return torch.from_numpy(rng.standard_normal((n, h)).astype(np.float32))
+    if kind == "clusters":  # 30 sounds with a little noise, as steady audio gives
+        centres = rng.standard_normal((30, h))
+        return torch.from_numpy(
+            (centres[rng.integers(0, 30, n)] + 0.05 * rng.standard_normal((n, h))).astype(np.float32)
+        )
+    return torch.eye(6)[rng.integers(0, 6, n)]  # few distinct rows: exact ties everywhere, broken by the lower index
+
+
+@pytest.mark.parametrize("candidates", [1, 7, 128, 5000])
+@pytest.mark.parametrize("kind", ["normal", "clusters", "repeats"])
+def test_divprune_rounds_pick_what_a_pass_per_pick_picks(candidates, kind):
+    from segprune.methods import greedy_max_min
+
+    rng = np.random.default_rng(candidates)
+    n = 800
+    x = torch.nn.functional.normalize(greedy_data(kind, n, 24, rng), dim=-1)
+    exact = (1, 2, 40) if kind == "clusters" else (1, 2, 40, 300)  # past 30 picks, clusters hold float32 near-ties
+    for k in exact:
+        order = greedy_max_min(x, 17, k, candidates)
+        assert order.tolist() == greedy_per_pick(x, 17, k)  # the same picks in the same order
+    for k in (300, n // 2, n - 1, n):  # long runs, where near-ties abound: a valid greedy order
+        order = greedy_max_min(x, 17, k, candidates)
+        assert len(set(order.tolist())) == k
+        assert_greedy_max_min(x, order.tolist())
+    sel = select("divprune", rng.random(n), 1.0, embeddings=x)
+    assert sel.indices.tolist() == list(range(n))
+
+
+def test_visionzip_results_do_not_depend_on_the_block_size(monkeypatch):
+    from segprune import methods
+
+    scores = make_scores(900, "normal", 6)
+    emb = make_embeddings(900, h=16, seed=6)
+    default = select("visionzip", scores, 0.3, embeddings=emb)
+    monkeypatch.setattr(methods, "SIM_BLOCK", 50)  # many small blocks of the contextual search
+    small = select("visionzip", scores, 0.3, embeddings=emb)
+    np.testing.assert_array_equal(small.indices, default.indices)
+    np.testing.assert_array_equal(small.merged, default.merged)
+    assert torch.equal(small.embeddings, default.embeddings)  # the same sums, added in the same order
+
+
+def test_slow_selection_warning_follows_the_cost_model():
+    from segprune import words
+    from segprune.methods import (
+        CPU_MULTIPLY_ADDS_PER_S,
+        SLOWDOWN_OVER_PRODUCT,
+        selection_multiply_adds,
+        selection_seconds,
+    )
+
+    assert selection_multiply_adds("divprune", 15_000, 3_750, 896) == 3_750 * 15_000 * 896
+    assert selection_multiply_adds("global-merge", 8, 2, 1) == 4 * 4 + 2 * 2  # rounds of 8 -> 4 -> 2 tokens
+    assert selection_multiply_adds("visionzip", 1180, 118, 2) == 18 * (1180 - 118) * 2  # K_c = 18 targets
+    assert selection_multiply_adds("segmentwise", 45_000, 11_250, 896) == 0
+    divprune = 3_750 * 15_000 * 896 / CPU_MULTIPLY_ADDS_PER_S * SLOWDOWN_OVER_PRODUCT["divprune"]
+    assert selection_seconds("divprune", 15_000) == pytest.approx(divprune)
+    for method in METHODS:
+        assert words.slow_selection_warning(method, 750) is None  # 30 s of audio: quick for every method
+    for method in ["segmentwise", "topk", "adaptive-segmentwise", "local-merge", "random", "bottomk", "uniform"]:
+        assert selection_seconds(method, 45_000) == 0.0 and words.slow_selection_warning(method, 45_000) is None
+    sentence = words.slow_selection_warning("divprune", 30_000)  # 20 minutes of audio
+    estimate = words.seconds(selection_seconds("divprune", 30_000))
+    assert sentence.startswith(f"DivPrune will take about {estimate} to choose 7,500 of N = 30,000")
+    assert len(sentence.split(". ")) == 1 and sentence.endswith(".")
+    assert words.slow_selection_warning("global-merge", 45_000)  # its N^2 search, too
+    # the threshold is the estimate: just above and just below SLOW_SELECTION_SECONDS
+    n = next(n for n in range(1000, 20_000, 10) if selection_seconds("divprune", n) > words.SLOW_SELECTION_SECONDS)
+    assert words.slow_selection_warning("divprune", n) and words.slow_selection_warning("divprune", n - 10) is None
+    assert words.slow_selection_warning("divprune", 30_000, keep=0.01) is None  # K = 300: quick again
+    assert words.slow_selection_warning("divprune", 30_000, hidden=64) is None  # narrow embeddings: quick
+    assert words.slow_selection_warning("divprune", 15_000, hidden=4096)  # Qwen2-Audio-7B's width, 10 minutes
+    assert words.slow_selection_warning("divprune", 30_000, device="cuda:0") is None  # no model measured there
+    with pytest.raises(ValueError, match="Unknown method"):
+        selection_seconds("fastv", 100)

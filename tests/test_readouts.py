@@ -123,6 +123,6 @@ def test_compare_all_columns():
 
 
 def test_slow_selection_warning():
-    assert words.slow_selection_warning("divprune", 3000) is None
-    assert "N = 3,001 tokens" in words.slow_selection_warning("divprune", 3001)
+    assert words.slow_selection_warning("divprune", 3000) is None  # 2 minutes of audio: about 0.4 s
+    assert "N = 45,000 tokens" in words.slow_selection_warning("divprune", 45_000)  # 30 minutes: seconds
     assert words.slow_selection_warning("segmentwise", 45_000) is None

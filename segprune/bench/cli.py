@@ -1,7 +1,8 @@
 """`segprune bench` on the command line (registered in `segprune.cli.COMMANDS`).
 
     segprune bench --model KEY [--random-weights] [--preset NAME] --seconds 10 30 60 \
-        --keep 1 0.5 0.25 0.1 --methods segmentwise topk --repeats 5 [--json FILE] [--html FILE]
+        --keep 1 0.5 0.25 0.1 --methods segmentwise topk --repeats 5 [--json FILE] [--html FILE] \
+        [--selection-n 15000 45000 --selection-keep 0.25 --selection-hidden 896]
     segprune bench --from-json FILE [--html FILE]      # report again from a saved run
 
 The markdown report goes to stdout, progress to stderr.
@@ -27,7 +28,7 @@ from ..args import (
     torch_dtype,
 )
 from ..methods import DEFAULT_METHOD, METHODS
-from .result import SELECTION_N
+from .result import SELECTION_KEEP, SELECTION_N
 
 
 def register_bench(subparsers) -> None:
@@ -63,7 +64,29 @@ def register_bench(subparsers) -> None:
         default=[30.0],
         help="lengths at which to run the output_attentions baseline (none: skip)",
     )
-    p.add_argument("--selection-n", type=positive_int, default=SELECTION_N, help="N of the synthetic selection test")
+    p.add_argument(
+        "--selection-n",
+        type=positive_int,
+        nargs="+",
+        default=list(SELECTION_N),
+        metavar="N",
+        help="token counts of the synthetic selection test, which times every registry method (default: "
+        + " ".join(map(str, SELECTION_N))
+        + ", 10 and 30 minutes of audio)",
+    )
+    p.add_argument(
+        "--selection-keep", type=keep_ratio, default=SELECTION_KEEP, help="keep ratio of the synthetic selection test"
+    )
+    p.add_argument(
+        "--selection-hidden",
+        type=positive_int,
+        default=None,
+        metavar="H",
+        help="embedding width of the synthetic selection test (default: the model's LLM width)",
+    )
+    p.add_argument(
+        "--selection-repeats", type=positive_int, default=20, help="timed runs of each quick selection method"
+    )
     add_score_layers_argument(p)
     p.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads (default: torch's)")
     p.add_argument("--json", dest="json_path", default=None, help="write the result as JSON (schema: bench/result.py)")
@@ -142,7 +165,10 @@ def bench_command(args) -> int:
             warmup=args.warmup,
             decode_tokens=args.decode_tokens,
             baseline_seconds=list(args.baseline_seconds),
-            selection_n=args.selection_n,
+            selection_n=list(dict.fromkeys(args.selection_n)),
+            selection_keep=args.selection_keep,
+            selection_hidden=args.selection_hidden,
+            selection_repeats=args.selection_repeats,
             score_layers=args.score_layers,
         )
         result = benchmark(lm, opts, preset)

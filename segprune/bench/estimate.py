@@ -2,7 +2,8 @@
 
 Before the long parts, `measure.first_look` times on the first clip: one encoder pass (the one the run
 needs anyway), one prefill of the full prompt and one of the shortest pruned prompt, one greedy
-decoding step, and one selection per method on the synthetic scores. `plan` then counts what the
+decoding step, and one selection of every registry method on synthetic scores and embeddings at
+the smallest synthetic N. `plan` then counts what the
 run will do (every pass of `measure.run`: warm-up, timed repeats, the memory passes) and prices it:
 
 - encoder passes in proportion to the number of encoder windows (every window is padded to 30 s);
@@ -11,7 +12,10 @@ run will do (every pass of `measure.run`: warm-up, timed repeats, the memory pas
 - prefills on the straight line through the two measured prefills (fixed cost + cost per prompt
   token): attention grows faster than that, so long clips take longer than estimated;
 - each greedy generation as one prefill plus its decoding steps;
-- selections in proportion to N (DivPrune grows faster).
+- selections in proportion to their multiply-adds (`methods.selection_multiply_adds`: DivPrune,
+  VisionZip and global-merge grow with N * K) or else to N; one first untimed call each, then
+  `selection_repeats` timed runs (SELECTION_SLOW_REPEATS for one slower than SELECTION_SLOW_MS), plus
+  as many runs of the arithmetic floor for a method whose work is a product's.
 
 `Progress` prints each phase to stderr with the time elapsed and what is left (the plan, scaled by
 the pace of the phases done so far: a machine that got busier slows them all), and at the end the
@@ -24,7 +28,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from ..methods import keep_count
+from ..methods import METHODS, keep_count, selection_multiply_adds
+from .result import SELECTION_SLOW_MS, SELECTION_SLOW_REPEATS
 
 PEERS_FACTOR = 1.2  # the output_attentions baseline's pass / ours (measured 1.15-1.18)
 
@@ -37,8 +42,18 @@ class FirstLook:
     windows: int
     prefill_points: list[tuple[int, float]]  # (prompt tokens, ms): the full and the shortest prompt
     step_ms: float  # one greedy decoding step
-    select_ms: dict[str, float]  # one selection per method at N = `select_n`
+    select_ms: dict[str, float]  # one selection of each registry method at N = `select_n`
     select_n: int
+    hidden: int = 896  # H of those synthetic embeddings
+    select_keep: float = 0.25  # and their keep ratio
+
+    def selection_ms(self, method: str, n: int, keep: float) -> float:
+        """One selection of `method` at N = n, keep ratio `keep`: the measured one, scaled by the
+        multiply-adds where the method's work is a product's, else by N."""
+        work = selection_multiply_adds(method, self.select_n, keep_count(self.select_n, self.select_keep), self.hidden)
+        if work:
+            return self.select_ms[method] * selection_multiply_adds(method, n, keep_count(n, keep), self.hidden) / work
+        return self.select_ms[method] * n / self.select_n
 
     def prefill_ms(self, tokens: int) -> float:
         """A prefill of `tokens` prompt tokens, on the line through the two measured ones."""
@@ -74,8 +89,6 @@ def plan(opts, look: FirstLook, clips: dict[float, tuple[int, int, int]]) -> lis
     clips: seconds -> (N, prompt tokens of the full prompt, encoder windows)."""
     rounds = opts.warmup + opts.repeats
     ratios = sorted({r for r in opts.keep if r < 1.0}, reverse=True)
-    select_rounds = len(opts.methods) * len(ratios) * (opts.warmup + opts.selection_repeats)
-    select_ms = sum(look.select_ms.values()) * len(ratios) * (opts.warmup + opts.selection_repeats)
     phases = []
     for i, seconds in enumerate(opts.seconds):
         n, full_tokens, windows = clips[seconds]
@@ -93,13 +106,31 @@ def plan(opts, look: FirstLook, clips: dict[float, tuple[int, int, int]]) -> lis
         generate = len(prompts) if opts.decode_tokens > 1 else 0
         if generate:
             ms += sum(look.prefill_ms(p) + (opts.decode_tokens - 1) * look.step_ms for p in prompts)
-        ms += select_ms * n / look.select_n  # the clip's own selections
-        passes = {"prefill": len(prompts) * (rounds + 1), "generate": generate, "select": select_rounds}
+        select_ms, calls = _selections(look, opts.methods, n, ratios, opts.selection_repeats)  # the clip's own
+        ms += select_ms
+        passes = {"prefill": len(prompts) * (rounds + 1), "generate": generate, "select": calls}
         keeps = sorted(opts.keep, reverse=True)
         phases.append(Phase(f"{seconds:g} s: N = {n}, prefill full and keep {keeps} x{opts.repeats}", ms, passes))
-    name = f"selection on N = {opts.selection_n} synthetic scores"
-    phases.append(Phase(name, select_ms, {"select": select_rounds}))
+    for n in opts.selection_n:
+        ms, calls = _selections(look, list(METHODS), n, [opts.selection_keep], opts.selection_repeats)
+        name = f"selection of every method on N = {n:,} synthetic tokens, keep {opts.selection_keep:g}"
+        phases.append(Phase(name, ms, {"select": calls}))
     return phases
+
+
+def _selections(look: FirstLook, methods: list[str], n: int, ratios: list[float], repeats: int) -> tuple[float, int]:
+    """(ms, select calls) of `measure.time_selections` for each of `ratios`: one untimed call per
+    method, then `repeats` timed ones (SELECTION_SLOW_REPEATS if slower than SELECTION_SLOW_MS), and
+    as many runs of the arithmetic floor (priced as the method) for a method whose work is a product's."""
+    ms, calls = 0.0, 0
+    for r in ratios:
+        for m in methods:
+            one = look.selection_ms(m, n, r)
+            timed = repeats if one <= SELECTION_SLOW_MS else SELECTION_SLOW_REPEATS
+            floor = timed if selection_multiply_adds(m, n, keep_count(n, r), look.hidden) else 0
+            ms += one * (1 + timed + floor)
+            calls += 1 + timed
+    return ms, calls
 
 
 @dataclass

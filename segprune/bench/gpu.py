@@ -27,6 +27,7 @@ from ..models.audioflamingo3 import AudioFlamingo3LM
 from ..models.qwen2_audio import Qwen2AudioLM
 from . import Options, benchmark, report
 from .presets import build
+from .result import SELECTION_N
 
 KEEP = [1.0, 0.5, 0.25, 0.1]
 
@@ -39,6 +40,13 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--dtype", default="bfloat16", choices=DTYPES)
     p.add_argument("--repeats", type=positive_int, default=10)
     p.add_argument("--decode-tokens", type=non_negative_int, default=16)
+    p.add_argument(
+        "--selection-n",
+        type=positive_int,
+        nargs="+",
+        default=list(SELECTION_N),
+        help="token counts of the synthetic selection test of every method",
+    )
     p.add_argument(
         "--long",
         type=positive_float,
@@ -67,7 +75,12 @@ def main(argv: list[str] | None = None) -> int:
         built = time.perf_counter() - start
         print(f"[gpu] {family.key}: built in {built:.1f} s", file=sys.stderr, flush=True)
         opts = Options(
-            seconds=seconds, keep=KEEP, repeats=args.repeats, decode_tokens=args.decode_tokens, baseline_seconds=[30.0]
+            seconds=seconds,
+            keep=KEEP,
+            repeats=args.repeats,
+            decode_tokens=args.decode_tokens,
+            baseline_seconds=[30.0],
+            selection_n=args.selection_n,
         )
         result = benchmark(lm, opts, args.preset)
         result.model["build_seconds"] = round(built, 1)

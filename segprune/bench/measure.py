@@ -20,14 +20,23 @@ import torch
 
 from ..audio import from_samples
 from ..comparison import EncodedClip, InProcess, Setting, encode_clip, prepare, run_variants
-from ..methods import DEFAULT_METHOD, METHODS, keep_count, make_method, select
+from ..methods import DEFAULT_METHOD, METHODS, keep_count, make_method, select, selection_multiply_adds
 from ..models.base import AudioLM, NoEagerBaseline
 from ..models.types import AudioTokens
 from ..timing import Repeats, Stopwatch, interleaved
 from ..timing import speedup as speedup_of
 from .estimate import FirstLook, Progress, plan
 from .memory import PeakMemory
-from .result import SELECTION_N, BaselineRow, EncoderRow, PrefillRow, SelectionRow
+from .result import (
+    SELECTION_KEEP,
+    SELECTION_N,
+    SELECTION_SLOW_MS,
+    SELECTION_SLOW_REPEATS,
+    BaselineRow,
+    EncoderRow,
+    PrefillRow,
+    SelectionRow,
+)
 
 PROMPT = "Describe the audio in detail."
 
@@ -44,8 +53,10 @@ class Options:
     warmup: int = 1
     decode_tokens: int = 8
     baseline_seconds: list[float] = field(default_factory=lambda: [30.0])  # where to run the peers' way
-    selection_n: int = SELECTION_N
-    selection_repeats: int = 20
+    selection_n: list[int] = field(default_factory=lambda: list(SELECTION_N))  # synthetic selection: every method
+    selection_keep: float = SELECTION_KEEP
+    selection_hidden: int | None = None  # H of the synthetic embeddings (None: the model's LLM width)
+    selection_repeats: int = 20  # timed runs of the quick methods (result.SELECTION_SLOW_MS)
     prompt: str = PROMPT
     score_layers: int = 1  # scores averaged over the encoder's last L layers (the baseline needs L = 1)
 
@@ -201,36 +212,122 @@ def _options(method: str, options: dict) -> dict:
 
 # ---------------------------------------------------------------- selection
 
+FLOOR_COLUMNS = 512  # columns per block of the floor's matrix product (its result buffer is reused)
+
+
+def _cpu_timed(fn: Callable, cpu: list[float]) -> Callable:
+    """fn, noting the process CPU time (ms, all threads) of every call in `cpu`."""
+
+    def timed():
+        start = time.process_time()
+        fn()
+        cpu.append((time.process_time() - start) * 1e3)
+
+    return timed
+
+
+def floor_product(embeddings: torch.Tensor, multiply_adds: int) -> Callable[[], None]:
+    """A function doing `multiply_adds` multiply-adds as one float32 product of embeddings [N, H]
+    with a random [H, C] matrix, C = ceil(multiply_adds / (N * H)), in column blocks of
+    FLOOR_COLUMNS into one reused [N, FLOOR_COLUMNS] buffer (no N x C result to write)."""
+    n, h = embeddings.shape
+    work = torch.promote_types(embeddings.dtype, torch.float32)
+    x = embeddings.to(work)
+    columns = -(-multiply_adds // (n * h))
+    w = torch.randn(h, columns, dtype=work, device=embeddings.device)
+    out = torch.empty(n, min(FLOOR_COLUMNS, columns), dtype=work, device=embeddings.device)
+
+    def product():
+        for lo in range(0, columns, FLOOR_COLUMNS):
+            block = w[:, lo : lo + FLOOR_COLUMNS]
+            torch.mm(x, block, out=out[:, : block.shape[1]])
+
+    return product
+
+
+def time_selections(
+    scores: np.ndarray, embeddings: torch.Tensor, keep: float, methods: list[str], opts: Options, source: str, device
+) -> list[SelectionRow]:
+    """Time each of `methods` on `scores` [N] (and `embeddings` [N, H]) at `keep`, wall and CPU time.
+
+    One untimed call each first; the methods that took under SELECTION_SLOW_MS are then timed together,
+    interleaved, `opts.selection_repeats` times, each slower one alone SELECTION_SLOW_REPEATS times; a method
+    whose work is a product's is interleaved with its arithmetic floor (`floor_product`)."""
+    n, h = len(scores), embeddings.shape[1]
+    k = keep_count(n, keep)
+    calls = {
+        m: partial(
+            select,
+            make_method(m, **_options(m, opts.options)),
+            scores,
+            keep,
+            embeddings=embeddings if METHODS[m].needs_embeddings else None,
+        )
+        for m in methods
+    }
+    probe = interleaved(calls, 1, device, warmup=0)
+    quick = [m for m in methods if probe[m].median <= SELECTION_SLOW_MS]
+    groups = [(quick, opts.selection_repeats)] + [([m], SELECTION_SLOW_REPEATS) for m in methods if m not in quick]
+    rows = {}
+    for group, repeats in groups:
+        if not group:
+            continue
+        cpu = {name: [] for name in group}
+        fns = {m: _cpu_timed(calls[m], cpu[m]) for m in group}
+        floors = {}
+        for m in group:
+            macs = selection_multiply_adds(m, n, k, h)
+            if macs:
+                floors[m] = f"{m} floor"
+                cpu[floors[m]] = []
+                fns[floors[m]] = _cpu_timed(floor_product(embeddings, macs), cpu[floors[m]])
+        t = interleaved(fns, Repeats.fixed(repeats, warmup=0), device)
+        on_cpu = torch.device(device).type == "cpu"
+        for m in group:
+            floor = t[floors[m]] if m in floors else None
+            rows[m] = SelectionRow(
+                method=m,
+                n=n,
+                keep_ratio=keep,
+                k=k,
+                select_ms=t[m].median,
+                select_ms_min=t[m].min,
+                source=source,
+                hidden=h,
+                repeats=repeats,
+                select_cpu_ms=float(np.median(cpu[m])) if on_cpu else None,
+                multiply_adds=selection_multiply_adds(m, n, k, h),
+                floor_ms=floor.median if floor else None,
+                floor_cpu_ms=float(np.median(cpu[floors[m]])) if floor and on_cpu else None,
+                of_floor=t[m].median / floor.median if floor else None,
+            )
+    return [rows[m] for m in methods]
+
 
 def measure_selection(
     scores: np.ndarray, embeddings: torch.Tensor, opts: Options, source: str, device
 ) -> list[SelectionRow]:
-    """Every method of `opts.methods` at every keep ratio below 1 on `scores` [N] (and
-    `embeddings` [N, H] for methods that merge), interleaved across methods."""
+    """Every method of `opts.methods` at every keep ratio below 1 on a clip's `scores` [N] (and
+    `embeddings` [N, H] for methods that need them)."""
     rows = []
     for r in sorted({r for r in opts.keep if r < 1.0}, reverse=True):
-        fns = {
-            m: partial(
-                select,
-                make_method(m, **_options(m, opts.options)),
-                scores,
-                r,
-                embeddings=embeddings if METHODS[m].needs_embeddings else None,
-            )
-            for m in opts.methods
-        }
-        t = interleaved(fns, opts.selection_repeats, device, opts.warmup)
-        k = keep_count(len(scores), r)
-        rows += [SelectionRow(m, len(scores), r, k, t[m].median, t[m].min, source) for m in opts.methods]
+        rows += time_selections(scores, embeddings, r, opts.methods, opts, source, device)
     return rows
 
 
-def synthetic_selection(lm: AudioLM, opts: Options) -> list[SelectionRow]:
-    """Selection on random scores of length `opts.selection_n` (10 minutes of audio by default)."""
-    rng = np.random.default_rng(0)
-    hidden = lm.architecture()["llm_hidden"]
-    embeddings = torch.randn(opts.selection_n, hidden, device=lm.device, dtype=lm.dtype)
-    return measure_selection(rng.random(opts.selection_n), embeddings, opts, "synthetic", lm.device)
+def synthetic_embeddings(n: int, hidden: int, device, dtype) -> tuple[np.ndarray, torch.Tensor]:
+    """Random scores [n] and embeddings [n, hidden] (seed 0) on `device` in `dtype`."""
+    g = torch.Generator(device="cpu").manual_seed(0)
+    return np.random.default_rng(0).random(n), torch.randn(n, hidden, generator=g).to(device=device, dtype=dtype)
+
+
+def synthetic_selection(lm: AudioLM, opts: Options, n: int) -> list[SelectionRow]:
+    """Every registry method at `opts.selection_keep` on random scores and embeddings [n, H] (H: the
+    model's LLM width unless `opts.selection_hidden`), on the model's device and dtype. `run` calls
+    it for each N of `opts.selection_n` (10 and 30 minutes of audio by default)."""
+    hidden = opts.selection_hidden or lm.architecture()["llm_hidden"]
+    scores, embeddings = synthetic_embeddings(n, hidden, lm.device, lm.dtype)
+    return time_selections(scores, embeddings, opts.selection_keep, list(METHODS), opts, "synthetic", lm.device)
 
 
 # ---------------------------------------------------------------- run time
@@ -253,24 +350,23 @@ def first_look(lm: AudioLM, clip: EncodedClip, encode_ms: float, opts: Options) 
     if opts.decode_tokens > 1:
         g = engine.generate(variants[-1].inputs, 2)
         step = g.decode_ms_per_token if math.isfinite(g.decode_ms_per_token) else 0.0
-    rng = np.random.default_rng(0)
-    scores = rng.random(opts.selection_n)
-    hidden = lm.architecture()["llm_hidden"]
-    embeddings = torch.randn(opts.selection_n, hidden, device=lm.device, dtype=lm.dtype)
+    n0 = min(opts.selection_n, default=SELECTION_N[0])  # every registry method once at the smallest synthetic N
+    hidden = opts.selection_hidden or lm.architecture()["llm_hidden"]
+    scores, embeddings = synthetic_embeddings(n0, hidden, lm.device, lm.dtype)
     select_ms = {}
-    for m in opts.methods:
+    for m in METHODS:
         fn = partial(
             select,
             make_method(m, **_options(m, opts.options)),
             scores,
-            lowest or 0.25,
+            opts.selection_keep,
             embeddings=embeddings if METHODS[m].needs_embeddings else None,
         )
         with Stopwatch(lm.device) as sw:
             fn()
         select_ms[m] = sw.ms
     windows = len(clip.tokens.window_starts)
-    return FirstLook(encode_ms, windows, points, step, select_ms, opts.selection_n)
+    return FirstLook(encode_ms, windows, points, step, select_ms, n0, hidden, opts.selection_keep)
 
 
 # ---------------------------------------------------------------- everything
@@ -308,7 +404,8 @@ def run(lm: AudioLM, opts: Options, log: Callable[[str], None] = log_progress) -
         progress.next()
         out["prefill"] += measure_prefill(lm, clip, seconds, opts)
         out["selection"] += measure_selection(tokens.scores, tokens.embeddings, opts, "clip", lm.device)
-    progress.next()
-    out["selection"] += synthetic_selection(lm, opts)
+    for n in opts.selection_n:
+        progress.next()
+        out["selection"] += synthetic_selection(lm, opts, n)
     progress.finish()
     return out

@@ -4,16 +4,20 @@
 holding objects with the keys of its row class. Times are in ms, memory in MiB, audio in
 seconds. Medians and minima are over `options.repeats` timed runs after `options.warmup`
 untimed rounds, with the compared functions interleaved in one process (`segprune.timing`).
-`schema` names this layout ("segprune-bench/3"; 3 added the prefill spread and the speedup's interval
-and verdict); a change of any key changes the number.
+`schema` names this layout ("segprune-bench/4"; 3 added the prefill spread and the speedup's interval
+and verdict, 4 the selection rows' width, CPU time and arithmetic floor); a change of any key changes the number.
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields
 
-SCHEMA = "segprune-bench/3"
-SELECTION_N = 15_000  # N of the synthetic selection test: 10 minutes of audio at 25 tokens per second
+SCHEMA = "segprune-bench/4"
+READABLE = ("segprune-bench/3", SCHEMA)  # 3 reads as 4 with the new selection fields left empty
+SELECTION_N = [15_000, 45_000]  # N of the synthetic selection test: 10 and 30 minutes of audio at 25 tokens/s
+SELECTION_KEEP = 0.25  # its keep ratio
+SELECTION_SLOW_MS = 500.0  # a selection slower than this once is timed SELECTION_SLOW_REPEATS times, alone
+SELECTION_SLOW_REPEATS = 3
 RANDOM_WEIGHTS_NOTE = (
     "RANDOM WEIGHTS: the model has the real architecture but random weights; token counts, "
     "timings and memory are real, the scores and any generated text are meaningless."
@@ -85,15 +89,29 @@ class BaselineRow:
 
 @dataclass
 class SelectionRow:
-    """One selection method on one score vector."""
+    """One selection method on one score vector (and N x H embeddings), timed interleaved.
+
+    For the methods whose work is a matrix product's (`methods.selection_multiply_adds` > 0:
+    divprune, visionzip, global-merge), `floor_ms` is that many multiply-adds as one float32
+    product of the embeddings [N, H] with a random [H, C] matrix (C = multiply_adds / (N * H),
+    in column blocks into one reused buffer), timed in the same interleaved loop: the arithmetic
+    floor the method is measured against (`of_floor` = select_ms / floor_ms).
+    """
 
     method: str
     n: int
     keep_ratio: float
     k: int
-    select_ms: float  # median
+    select_ms: float  # median wall time of one selection
     select_ms_min: float
     source: str  # "clip": the clip's own scores; "synthetic": random scores of length n
+    hidden: int = 0  # H of the embeddings
+    repeats: int = 0  # timed runs
+    select_cpu_ms: float | None = None  # median process CPU time (all threads) of one selection; None off CPU
+    multiply_adds: int = 0  # the product-like work of the method (0: a few passes over N)
+    floor_ms: float | None = None  # median wall time of those multiply-adds as one matrix product
+    floor_cpu_ms: float | None = None
+    of_floor: float | None = None  # select_ms / floor_ms
 
 
 @dataclass
@@ -149,8 +167,8 @@ class Result:
 
     @classmethod
     def from_dict(cls, data: dict) -> Result:
-        """Read back a `to_dict()` (e.g. a JSON file from a GPU run); ValueError on another schema."""
-        if data.get("schema") != SCHEMA:
+        """Read back a `to_dict()` (e.g. a JSON file from a GPU run); ValueError on a schema not in READABLE."""
+        if data.get("schema") not in READABLE:
             raise ValueError(f"Not a {SCHEMA} result (schema: {data.get('schema')!r}).")
         try:
             plain = {f.name: data[f.name] for f in fields(cls) if f.name not in ROWS}
