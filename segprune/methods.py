@@ -415,7 +415,7 @@ def speech_segmentwise(
             chosen = segmentwise(head, speech_budget, segments)
             idx, bounds = chosen.indices, chosen.segment_bounds
         else:
-            idx, _, bounds = silence.drop_silent_first(
+            idx, _, bounds, _ = silence.drop_silent_first(
                 lambda x, kk, _: segmentwise(x, kk, segments), head, speech_budget, silent[:audio_end]
             )
         kept[idx] = True
