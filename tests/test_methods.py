@@ -892,6 +892,7 @@ def test_slow_selection_warning_follows_the_cost_model():
     assert selection_seconds("divprune", 15_000) == pytest.approx(divprune)
     for method in METHODS:
         assert words.slow_selection_warning(method, 750) is None  # 30 s of audio: quick for every method
+        assert words.slow_selection_warning(method, 0) is None  # a clip under one token: the request's sentence
     for method in ["segmentwise", "topk", "adaptive-segmentwise", "local-merge", "random", "bottomk", "uniform"]:
         assert selection_seconds(method, 45_000) == 0.0 and words.slow_selection_warning(method, 45_000) is None
     sentence = words.slow_selection_warning("divprune", 30_000)  # 20 minutes of audio
