@@ -8,7 +8,8 @@ One round on the current sequence of m tokens (temporal order), r = min(m - K, c
    among the candidates: every B (global, ToMe's bipartite soft matching, Bolya et al., ICLR 2023,
    arXiv 2210.09461) or, with a window W, the W nearest B tokens on each side of it in the current
    sequence (local, in the spirit of LTBM, Luo et al., arXiv 2605.25179; W = 1: its two neighbours,
-   and every merged token stays one contiguous stretch of time).
+   and every merged token stays one contiguous stretch of time). The local search counts a cosine
+   within COLLINEAR of +-1 as +-1: tokens of one direction tie exactly, whatever the rounding.
 3. The r A tokens with the most similar edges (ties: the earlier A) merge into their B token; the
    other tokens stay as they are. Every B token stays, so the sequence keeps its temporal order.
 
@@ -22,9 +23,11 @@ reports its anchor: the original position of the B token it was merged into, rec
 token that was never merged away). Computed in at least float32; returned in the input dtype on
 the input device; rows that merged nothing are the original embeddings bit for bit.
 
-Costs for N tokens, K kept, width H: the local merge reads the rows a few times per round, O(N * W * H)
-multiply-adds in all; the global merge needs (m / 2)^2 * H per round (the sum over rounds is about
-1.3 * (N / 2)^2 * H at keep 0.25), like any nearest-neighbour search over the whole clip.
+Costs for N tokens, K kept, width H: the local merge decides its rounds from one banded Gram of
+the rows (their dots with the 4 * (2W - 1) rows after them: O(N * W * H) multiply-adds) and writes
+the merged rows once at the end, so at keep 0.25 the rows are read twice in all (see `_local_merge`);
+the global merge needs (m / 2)^2 * H per round (the sum over rounds is about 1.3 * (N / 2)^2 * H at
+keep 0.25), like any nearest-neighbour search over the whole clip.
 """
 
 from __future__ import annotations
@@ -38,7 +41,8 @@ __all__ = ["Merged", "bipartite_merge", "forward_dots"]
 
 EPS = 1e-12  # as F.normalize: a row's norm counts as at least this, so a zero row has cosine 0 with all
 BLOCK_ROWS = 8  # rows per block of the local search's batched Gram products
-MASKED_OFFSETS = 8  # a full round whose merges span at most this many offsets adds them as masked passes
+CANCELLING = 1 / 16  # a group with |sum|^2 under this share of its rows' sum of |x|^2 is summed before its dots
+COLLINEAR = 2.0**-20  # the local search counts a cosine this close to +-1 as +-1 (float32 rounding is 2^-24)
 SIM_BLOCK = 1 << 22  # similarity entries computed per matrix product (16 MiB of float32)
 
 
@@ -88,26 +92,61 @@ def forward_dots(s: torch.Tensor, span: int) -> np.ndarray:
     return out
 
 
-def _local_edges(s: torch.Tensor, window: int) -> tuple[np.ndarray, np.ndarray]:
-    """Each A row's most similar B row among its `window` nearest B rows on each side.
+def _pair_table(f: np.ndarray, gid: np.ndarray, m: int, e_max: int) -> np.ndarray:
+    """T [m, e_max + 1] with T[u, e] = g_u . g_{u+e} (0 past the end) for the group sums g_u of base rows.
 
-    s [m, H] the current rows (A_i at position 2i, B_i at 2i + 1). A_i sits between B_{i-1} and
-    B_i, so its candidates are B_{i+o} for o = -window .. window - 1 (in temporal order), at
-    distance 2o + 1. Returns (dst [|A|] int64, cosine [|A|]); ties go to the earlier B.
+    f [nb, D + 1] the base rows' banded Gram (`forward_dots`), gid [nb] each base row's group (0 .. m - 1).
+    Every pair of base rows (p, q = p + d, d <= D) adds its dot to the pair of their groups; a pair
+    of two rows of one group counts twice (|g|^2 = sum_p |x_p|^2 + 2 sum_{p<q} x_p . x_q). Exact when
+    no two groups at most e_max apart hold base rows more than D apart (`_reach`). Summed in float64.
     """
-    m = s.shape[0]
+    nb, width = f.shape
+    if width > e_max and np.array_equal(gid, np.arange(nb)):  # one base row per group: the Gram itself
+        return f[:, : e_max + 1]
+    stride = e_max + 1
+    table = np.zeros(m * stride)
+    for d in range(width):  # the pairs of base rows (p, p + d)
+        gu, gv = gid[: nb - d], gid[d:]
+        u, e = np.minimum(gu, gv), np.abs(gv - gu)
+        dots = f[: nb - d, d].astype(np.float64)
+        if d:
+            dots[e == 0] *= 2
+        use = e <= e_max
+        table += np.bincount((u * stride + e)[use], weights=dots[use], minlength=m * stride)
+    return table.reshape(m, stride)
+
+
+def _reach(lo: np.ndarray, hi: np.ndarray, e_max: int) -> int:
+    """The largest distance between two base rows of groups at most e_max apart (lo, hi [m]: each
+    group's first and last base row): the Gram band that `_pair_table` needs."""
+    reach = int((hi - lo).max())
+    for e in range(1, min(e_max, lo.shape[0] - 1) + 1):
+        reach = max(reach, int((hi[e:] - lo[:-e]).max()), int((hi[:-e] - lo[e:]).max()))
+    return reach
+
+
+def _local_edges(table: np.ndarray, window: int) -> tuple[np.ndarray, np.ndarray]:
+    """Each A group's most similar B group among its `window` nearest B groups on each side.
+
+    table [m, span + 1] the dots of the current groups (`_pair_table`, span = min(2 * window - 1,
+    m - 1); A_i at position 2i, B_i at 2i + 1). A_i sits between B_{i-1} and B_i, so its candidates
+    are B_{i+o} for o = -window .. window - 1 (in temporal order), at distance 2o + 1. Returns
+    (dst [|A|] int64, cosine [|A|]); ties go to the earlier B.
+    """
+    m, width = table.shape
+    span = width - 1
     count_a = (m + 1) // 2
-    span = min(2 * window - 1, m - 1)
-    f = forward_dots(s, span)
-    norm = np.maximum(np.sqrt(f[:, 0]), EPS)
+    norm = np.maximum(np.sqrt(np.maximum(table[:, 0], 0.0)), EPS)  # a sum of dots may round below 0
     offsets = np.arange(-window, window)
-    p = 2 * np.arange(count_a)[:, None]  # [|A|, 1] positions of the A rows
+    p = 2 * np.arange(count_a)[:, None]  # [|A|, 1] positions of the A groups
     q = p + 2 * offsets + 1  # [|A|, 2W] positions of their candidates
     valid = (q >= 0) & (q < m)
     dist = np.abs(q - p)
-    first = np.clip(np.minimum(p, q), 0, m - 1)  # the dot of p and q sits at F[min(p, q), |q - p|]
-    dots = np.where(valid & (dist <= span), f[first, np.minimum(dist, span)], 0.0)
+    first = np.clip(np.minimum(p, q), 0, m - 1)  # the dot of p and q sits at T[min(p, q), |q - p|]
+    dots = np.where(valid & (dist <= span), table[first, np.minimum(dist, span)], 0.0)
     cos = np.where(valid, dots / (norm[np.clip(q, 0, m - 1)] * norm[np.clip(p, 0, m - 1)]), -np.inf)
+    collinear = np.abs(np.abs(cos) - 1.0) <= COLLINEAR
+    cos[collinear] = np.sign(cos[collinear])  # equal (or opposite) directions tie exactly, whatever the rounding
     col = np.argmax(cos, axis=1)  # first maximum: the earliest candidate
     rows = np.arange(count_a)
     return (rows + offsets[col]).astype(np.int64), cos[rows, col]
@@ -131,18 +170,12 @@ def _global_edges(a: torch.Tensor, b: torch.Tensor) -> tuple[np.ndarray, np.ndar
     return dst, cos
 
 
-def _merge_round(s: torch.Tensor, k: int, window: int | None) -> tuple[np.ndarray, np.ndarray]:
-    """One round on the current group sums s [m, H] (m > k >= 1; the cosine of two sums is that of
-    the two means): which rows merge where. Returns (dest [m] int64, kept [m] bool): every row is
-    either kept (dest: its index in the next sequence) or an A row merged into a B row (dest: that
-    B row's index in the next sequence). A window that reaches every B is the global search.
-    """
-    m = s.shape[0]
+def _choose(dst: np.ndarray, cos: np.ndarray, m: int, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Which of m groups merge where (m > k >= 1), from each A group's edge (dst: its B, cos: the
+    similarity): the r = min(m - k, |A|) most similar edges. Returns (dest [m] int64, kept [m] bool):
+    every group is either kept (dest: its index in the next sequence) or an A group merged into a B
+    group (dest: that B group's index in the next sequence)."""
     count_a = (m + 1) // 2
-    if window is None or window >= count_a:  # every B is a candidate of every A: the global search
-        dst, cos = _global_edges(s[0::2], s[1::2])
-    else:
-        dst, cos = _local_edges(s, window)
     r = min(m - k, count_a)
     merging = np.arange(count_a) if r == count_a else np.argsort(-cos, kind="stable")[:r]  # ties: earlier A
     kept = np.ones(m, dtype=bool)
@@ -153,33 +186,78 @@ def _merge_round(s: torch.Tensor, k: int, window: int | None) -> tuple[np.ndarra
     return dest, kept
 
 
-def _apply(s: torch.Tensor, sizes: np.ndarray, dest: np.ndarray, kept: np.ndarray):
-    """The next sequence of a round: (sums [count, H], sizes [count]), each kept row copied and
-    each merged A row (A rows sit at the even positions) added into its B row, in the order of
-    the A rows (as index_add_ adds on CPU, so both paths give the same sums)."""
-    device = s.device
-    a, b = s[0::2], s[1::2]
-    merged_a = ~kept[0::2]
-    sizes = np.bincount(dest, weights=sizes, minlength=int(kept.sum())).astype(np.int64)
-    if not merged_a.all():  # a last, partial round: the rows that stay, plus the merged A rows
-        out = s[torch.as_tensor(np.flatnonzero(kept), device=device)]
-        where = np.flatnonzero(merged_a)
-        source = a[torch.as_tensor(where, device=device)]
-        return out.index_add_(0, torch.as_tensor(dest[2 * where], device=device), source), sizes
-    offset = dest[0::2] - np.arange(a.shape[0])  # a full round: A_i went into B_{i + offset_i}
-    if offset.max() - offset.min() >= MASKED_OFFSETS:
-        return b.clone().index_add_(0, torch.as_tensor(dest[0::2], device=device), a), sizes
-    out = None  # a local round: the B rows plus one masked add per offset (faster than index_add_ on CPU)
-    for o in range(int(offset.max()), int(offset.min()) - 1, -1):  # descending offsets: each B gets its A in order
-        lo, hi = max(0, -o), min(a.shape[0], b.shape[0] - o)
-        mask = torch.as_tensor(offset[lo:hi] == o, dtype=s.dtype, device=device).unsqueeze(-1)
-        if out is None and (lo + o, hi + o) == (0, b.shape[0]):
-            out = torch.addcmul(b, a[lo:hi], mask)  # the copy of the B rows and the first add in one pass
-            continue
-        if out is None:
-            out = b.clone()
-        out[lo + o : hi + o].addcmul_(a[lo:hi], mask)
-    return out, sizes
+def _group_sums(base: torch.Tensor, gid: np.ndarray, m: int) -> torch.Tensor:
+    """[m, H] the sum of the base rows [nb, H] of each group (gid [nb]), added in base order; a group
+    of one row is that row bit for bit (-0.0 + x == x for every x, a zero's sign included)."""
+    out = base.new_full((m, base.shape[1]), -0.0)
+    return out.index_add_(0, torch.as_tensor(gid, device=base.device), base)
+
+
+def _local_merge(x: torch.Tensor, k: int, window: int) -> tuple[np.ndarray, torch.Tensor, np.ndarray]:
+    """The local rounds on x [n, H] (work dtype) down to k groups: (anchors [k], sums [k, H], sizes [k]).
+
+    A round needs only the dots of groups at most 2 * window - 1 apart, which are sums of the dots
+    of their base rows: one banded Gram of the base rows (`forward_dots`) serves the rounds until the
+    groups outgrow it, or until a group's rows nearly cancel (|g|^2 under CANCELLING times the sum of
+    their |x|^2: a sum of dots would then lose the digits its cosines need); then the group sums
+    become the base rows. The band, 4 * (2 * window - 1), is two full rounds' reach: after one, a
+    group spans 2 * window - 1 rows on each side of its B row, and B rows are 2 apart. So at keep
+    0.25 (two rounds) x is read twice and the sums written once, instead of twice.
+    """
+    n = x.shape[0]
+    base, gid = x, np.arange(n)
+    lo, hi = gid.copy(), gid.copy()  # each group's first and last base row
+    anchors, sizes = np.arange(n, dtype=np.int64), np.ones(n, dtype=np.int64)
+    band = None
+    while anchors.size > k:
+        m = anchors.size
+        e_max = min(2 * window - 1, m - 1)
+        table = None
+        if band is not None and _reach(lo, hi, e_max) < band.shape[1]:
+            table = _pair_table(band, gid, m, e_max)
+            own = np.bincount(gid, weights=band[:, 0], minlength=m)  # sum of |x_p|^2 over each group
+            if np.any(table[:, 0] < CANCELLING * own):  # a group whose rows nearly cancel: its dots need its sum
+                table = None
+        if table is None:
+            if band is not None:  # the groups outgrew the band (or cancel): their sums become the base rows
+                base, gid = _group_sums(base, gid, m), np.arange(m)
+                lo, hi = gid.copy(), gid.copy()
+            band = forward_dots(base, min(base.shape[0] - 1, 4 * (2 * window - 1)))  # two full rounds' reach
+            table = _pair_table(band, gid, m, e_max)
+        dest, kept = _choose(*_local_edges(table, window), m, k)
+        count = int(kept.sum())
+        gid, anchors = dest[gid], anchors[kept]
+        sizes = np.bincount(dest, weights=sizes, minlength=count).astype(np.int64)
+        lo, hi = _fold(np.minimum, lo, dest, count, n), _fold(np.maximum, hi, dest, count, -1)
+    return anchors, _group_sums(base, gid, anchors.size), sizes
+
+
+def _fold(op: np.ufunc, values: np.ndarray, dest: np.ndarray, count: int, start: int) -> np.ndarray:
+    """[count] op over the values [m] of the groups that go into each new group (dest [m])."""
+    out = np.full(count, start, dtype=values.dtype)
+    op.at(out, dest, values)
+    return out
+
+
+def _global_merge(s: torch.Tensor, k: int) -> tuple[np.ndarray, torch.Tensor, np.ndarray]:
+    """The global rounds on s [n, H] (work dtype) down to k groups: (anchors [k], sums [k, H], sizes [k]).
+    Each round searches all pairs of the current sums, then adds each merged A row into its B row
+    (in the order of the A rows, as index_add_ adds on CPU)."""
+    anchors = np.arange(s.shape[0], dtype=np.int64)
+    sizes = np.ones(s.shape[0], dtype=np.int64)
+    while s.shape[0] > k:
+        m = s.shape[0]
+        dest, kept = _choose(*_global_edges(s[0::2], s[1::2]), m, k)
+        sizes = np.bincount(dest, weights=sizes, minlength=int(kept.sum())).astype(np.int64)
+        device = s.device
+        if kept[0::2].any():  # a partial round: the rows that stay, plus the merged A rows
+            out = s[torch.as_tensor(np.flatnonzero(kept), device=device)]
+            where = 2 * np.flatnonzero(~kept[0::2])
+            s = out.index_add_(0, torch.as_tensor(dest[where], device=device), s[torch.as_tensor(where, device=device)])
+        else:  # a full round: every A row into its B row
+            s = s[1::2].clone().index_add_(0, torch.as_tensor(dest[0::2], device=device), s[0::2])
+        anchors = anchors[kept]
+    return anchors, s, sizes
 
 
 def bipartite_merge(x: torch.Tensor, k: int, window: int | None = None) -> Merged:
@@ -194,17 +272,10 @@ def bipartite_merge(x: torch.Tensor, k: int, window: int | None = None) -> Merge
     if k >= n:
         return Merged(np.arange(n, dtype=np.int64), x, np.ones(n, dtype=np.int64))
     work = torch.promote_types(x.dtype, torch.float32)
-    s = x.to(work)  # the sums of the groups so far (x itself when already float32 or float64)
-    anchors = np.arange(n, dtype=np.int64)
-    sizes = np.ones(n, dtype=np.int64)
-    while s.shape[0] > k:
-        dest, kept = _merge_round(s, k, window)
-        s, sizes = _apply(s, sizes, dest, kept)
-        anchors = anchors[kept]
-    # s is this function's own buffer now: the means in place, then the rows that merged nothing
-    # as the originals bit for bit (a masked add of 0 can turn a -0.0 into 0.0)
+    xw = x.to(work)  # x itself when already float32 or float64
+    local = window is not None and window < (n + 1) // 2  # a window that reaches every B is the global search
+    anchors, s, sizes = _local_merge(xw, k, window) if local else _global_merge(xw, k)
+    # s is this function's own buffer (k < n: never x itself): the means in place; a row that merged
+    # nothing is its original bit for bit (summed once from -0.0, divided by 1)
     rows = s.div_(torch.as_tensor(sizes, dtype=work, device=x.device).unsqueeze(-1)).to(x.dtype)
-    alone = np.flatnonzero(sizes == 1)
-    if alone.size:
-        rows[torch.as_tensor(alone, device=x.device)] = x[torch.as_tensor(anchors[alone], device=x.device)]
     return Merged(anchors, rows, sizes)

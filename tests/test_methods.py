@@ -772,16 +772,22 @@ def test_merges_results_do_not_depend_on_the_block_sizes(monkeypatch):
         torch.testing.assert_close(small.embeddings, sel.embeddings, rtol=1e-6, atol=1e-6)
 
 
-def test_merge_sums_are_the_same_by_masked_adds_or_index_add(monkeypatch):
+@pytest.mark.parametrize("window", [1, 2, 5])
+@pytest.mark.parametrize("ratio", [0.5, 0.25, 0.1, 0.03])
+def test_local_merge_from_row_dots_equals_merging_the_sums_each_round(monkeypatch, window, ratio):
+    """The band of row dots (several rounds from one read of the rows) decides as summing the groups
+    before every round does: CANCELLING above 1 sends every round through the group sums."""
     from segprune import merging
 
-    emb = make_embeddings(500, h=8, seed=7)
-    default = [select(m, np.zeros(500), 0.2, embeddings=emb, **o) for m, o in MERGES]
-    monkeypatch.setattr(merging, "MASKED_OFFSETS", 0)  # every full round by index_add_
-    for (method, opts), sel in zip(MERGES, default):
-        other = select(method, np.zeros(500), 0.2, embeddings=emb, **opts)
-        np.testing.assert_array_equal(other.indices, sel.indices)
-        assert torch.equal(other.embeddings, sel.embeddings)  # the same additions in the same order
+    emb = make_embeddings(1500, h=24, seed=8)
+    near = -emb[900] + 1e-3 * make_embeddings(30, h=24, seed=9)
+    emb[900:960:2], emb[901:961:2] = emb[900], near  # x, -x + e, x, ...: groups whose rows nearly cancel
+    band = select("local-merge", np.zeros(1500), ratio, embeddings=emb, window=window)
+    monkeypatch.setattr(merging, "CANCELLING", 2.0)
+    summed = select("local-merge", np.zeros(1500), ratio, embeddings=emb, window=window)
+    np.testing.assert_array_equal(band.indices, summed.indices)
+    np.testing.assert_array_equal(band.merged, summed.merged)
+    torch.testing.assert_close(band.embeddings, summed.embeddings, rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.parametrize("m, span", [(1, 0), (2, 1), (8, 3), (9, 1), (17, 5), (40, 20), (100, 1), (100, 30)])
