@@ -102,8 +102,8 @@ def add_score_layers_argument(parser: argparse.ArgumentParser) -> None:
 def _option_type(default):
     if isinstance(default, bool):
         raise TypeError("boolean method options need their own flag")
-    if isinstance(default, int):
-        return positive_int if default >= 1 else non_negative_int
+    if isinstance(default, int):  # whole numbers; each method's own check gives its lower bound
+        return non_negative_int
     return non_negative_float
 
 

@@ -18,9 +18,10 @@ to the classes, in display order:
   clip into S_eff = min(S, K) contiguous near-equal segments; each keeps its floor(K / S_eff) best
   tokens and the K - S_eff * floor(K / S_eff) leftover slots go to the best tokens not yet kept.
 - ``topk``         the K highest scores over the whole clip.
-- ``visionzip(context_ratio=0.18)``  VisionZip (Yang et al., CVPR 2025, arXiv 2412.04467) adapted
-  to audio: the top K_d tokens by score (dominant) plus K_c = round(K * r / (1 + r)) contextual
-  tokens, each the mean of an evenly spaced "target" token and the remaining tokens most similar to it.
+- ``visionzip(context_ratio=0.18, window=16)``  VisionZip (Yang et al., CVPR 2025, arXiv 2412.04467)
+  adapted to audio: the top K_d tokens by score (dominant) plus K_c = round(K * r / (1 + r)) contextual
+  tokens, each the mean of an evenly spaced "target" token and the remaining tokens most similar to it
+  among their 2W nearest targets in time (window=0: among all, the original's N^2 search).
 - ``adaptive-segmentwise(segments=10)``  segment budgets proportional to attention mass.
 - ``speech-segmentwise(segments=10, pad_share=0.25, pad_after=50, pad_tail=50)``  for a window
   padded past the audio (Whisper's 1500 frames): Segmentwise Top-K over the audio region
@@ -40,8 +41,8 @@ to the classes, in display order:
 
 An option a method does not have is an error that names the options it has. Everything here is
 pure: numpy for scores, torch only for embeddings. :func:`select` validates its inputs and
-dispatches; a method's own functions assume valid input. Costs: the score methods and local-merge
-are a few passes over N; visionzip, divprune and global-merge grow with N * K
+dispatches; a method's own functions assume valid input. Costs: the score methods, local-merge and
+visionzip (its window) are a few passes over N; divprune and global-merge grow with N * K
 (:func:`selection_seconds` estimates how long, for the app's warning). Silent tokens
 (``silent=``) are dropped first for any method (see `segprune.silence`).
 """
@@ -80,7 +81,9 @@ DEFAULT_METHOD = "segmentwise"
 DEFAULT_SEGMENTS = 10
 SPEECH_METHOD = "speech-segmentwise"  # the default of families whose window is padded past the audio (Whisper)
 VISIONZIP_CONTEXT_RATIO = 0.18  # contextual / dominant tokens, as in the VisionZip paper
+VISIONZIP_WINDOW = 16  # targets on each side a remaining token may merge into (0: every target)
 SIM_BLOCK = 1 << 22  # similarity entries per matrix product of VisionZip's search (16 MiB of float32)
+CONTEXT_BLOCK = 512  # tokens per matrix product of VisionZip's windowed search
 DIVPRUNE_CANDIDATES = 512  # DivPrune's first candidate set (it grows with the picks a round makes)
 DIVPRUNE_GROWTH = 8  # the candidates' Gram matrix stays about 1/8 of a round's refresh
 
@@ -265,17 +268,24 @@ def segmentwise(scores: np.ndarray, k: int, segments: int = DEFAULT_SEGMENTS) ->
 
 
 def visionzip(
-    scores: np.ndarray, k: int, embeddings: torch.Tensor, context_ratio: float = VISIONZIP_CONTEXT_RATIO
+    scores: np.ndarray,
+    k: int,
+    embeddings: torch.Tensor,
+    context_ratio: float = VISIONZIP_CONTEXT_RATIO,
+    window: int = VISIONZIP_WINDOW,
 ) -> Selection:
     """VisionZip adapted to audio: scores [N], embeddings [N, H] -> k indices and [k, H] embeddings.
 
     K_c = round(k * r / (1 + r)) contextual tokens (r = context_ratio, 0.18), K_d = k - K_c
     dominant tokens = the top K_d scores. Among the N - K_d remaining tokens (temporal order), K_c
     evenly spaced targets are kept; every other remaining token is merged into the target of
-    highest cosine similarity (ties: the earlier target). A target's row is the mean of itself and
-    what merged into it (computed in at least float32); a target that received nothing and every
-    dominant row keep their original embedding bit for bit. Output is in the input dtype/device;
-    ``merged`` flags the targets that received merges. With K_c = 0 this is Top-K.
+    highest cosine similarity among its candidates (ties: the earlier target): the 2W targets
+    nearest it in time (W = window: the W before it and the W after it, shifted to 2W at the ends
+    of the clip), or every target where W = 0 or K_c <= 2W (the original VisionZip, whose search
+    over K_c * (N - K) pairs grows with the square of the clip). A target's row is the mean of
+    itself and what merged into it (computed in at least float32); a target that received nothing
+    and every dominant row keep their original embedding bit for bit. Output is in the input
+    dtype/device; ``merged`` flags the targets that received merges. With K_c = 0 this is Top-K.
     """
     n = scores.shape[0]
     k_c = round(k * context_ratio / (1 + context_ratio))
@@ -296,26 +306,68 @@ def visionzip(
     idx = np.flatnonzero(keep)  # [k]
 
     device = embeddings.device
-    out = embeddings[torch.as_tensor(idx, device=device)]  # [k, H] a copy of the originals
-    merged = np.zeros(idx.size, dtype=bool)
-    if others.size:
-        work = torch.promote_types(embeddings.dtype, torch.float32)
-        t_emb = embeddings[torch.as_tensor(targets, device=device)].to(work)  # [K_c, H]
-        t_unit = F.normalize(t_emb, dim=-1)
-        sums = t_emb.clone()
-        counts = torch.zeros(k_c, dtype=torch.long, device=device)  # merges received per target
-        step = max(1, SIM_BLOCK // k_c)  # others per matrix product: the similarities never exceed SIM_BLOCK
-        for lo in range(0, others.size, step):
-            o_emb = embeddings[torch.as_tensor(others[lo : lo + step], device=device)].to(work)  # [step, H]
-            assign = (F.normalize(o_emb, dim=-1) @ t_unit.T).argmax(dim=-1)  # first maximum on ties
-            sums.index_add_(0, assign, o_emb)  # the others in temporal order, as one index_add would
-            counts += torch.bincount(assign, minlength=k_c)
-        mean = sums / (counts + 1).unsqueeze(-1).to(work)
-        hit = (counts > 0).cpu().numpy()  # targets that received nothing keep their original row
-        rows = np.searchsorted(idx, targets)[hit]
-        out[torch.as_tensor(rows, device=device)] = mean[torch.as_tensor(hit, device=device)].to(embeddings.dtype)
-        merged[rows] = True
+    work = torch.promote_types(embeddings.dtype, torch.float32)
+    t_unit = F.normalize(embeddings[torch.as_tensor(targets, device=device)].to(work), dim=-1)  # [K_c, H]
+    into = np.full(n, k, dtype=np.int64)  # each token's output row; k: none (a spare row)
+    into[idx] = np.arange(k)
+    if window == 0 or k_c <= 2 * window:
+        assign = _nearest_target(embeddings, others, t_unit)
+    else:
+        assign = _nearest_target_in_window(embeddings, targets, others, t_unit, window)
+    target_rows = np.searchsorted(idx, targets)  # [K_c] the targets' output rows
+    into[others] = target_rows[assign]
+    # one pass: each output row is the sum of its tokens, in temporal order; a row of one token is
+    # that token bit for bit (-0.0 + x == x for every x, a zero's sign included)
+    out = torch.full((k + 1, embeddings.shape[1]), -0.0, dtype=work, device=device)
+    out.index_add_(0, torch.as_tensor(into, device=device), embeddings.to(work))
+    counts = np.bincount(assign, minlength=k_c)  # merges received per target
+    hit = target_rows[counts > 0]
+    out[torch.as_tensor(hit, device=device)] /= torch.as_tensor(
+        counts[counts > 0] + 1, dtype=work, device=device
+    ).unsqueeze(-1)
+    out = out[:k].to(embeddings.dtype)
+    merged = np.zeros(k, dtype=bool)
+    merged[hit] = True
     return Selection(idx, n, embeddings=out, merged=merged)
+
+
+def _nearest_target(embeddings: torch.Tensor, others: np.ndarray, t_unit: torch.Tensor) -> np.ndarray:
+    """[len(others)] the index of each other token's most similar target among all K_c (t_unit
+    [K_c, H], unit rows), in blocks of at most SIM_BLOCK similarities; ties: the earlier target."""
+    step = max(1, SIM_BLOCK // t_unit.shape[0])
+    assign = np.empty(others.size, dtype=np.int64)
+    for lo in range(0, others.size, step):
+        rows = embeddings[torch.as_tensor(others[lo : lo + step], device=embeddings.device)].to(t_unit.dtype)
+        assign[lo : lo + step] = (F.normalize(rows, dim=-1) @ t_unit.T).argmax(dim=-1).cpu().numpy()
+    return assign
+
+
+def _nearest_target_in_window(
+    embeddings: torch.Tensor, targets: np.ndarray, others: np.ndarray, t_unit: torch.Tensor, window: int
+) -> np.ndarray:
+    """[len(others)] the index of each other token's most similar target among its 2W candidates
+    (see `visionzip`; 2W < K_c), ties: the earlier target.
+
+    Every block of CONTEXT_BLOCK consecutive tokens is one matrix product with the stretch of
+    targets that holds all its tokens' candidates (a view of t_unit: nothing is copied), so the
+    embeddings are read once and the work is about N * (2W + the targets in a block) * H.
+    """
+    n, k_c = embeddings.shape[0], t_unit.shape[0]
+    first = np.clip(np.searchsorted(targets, np.arange(n)) - window, 0, k_c - 2 * window)  # [N]
+    size = CONTEXT_BLOCK
+    count = -(-n // size)
+    first = np.concatenate([first, np.full(count * size - n, first[-1])]).reshape(count, size)
+    width = min(k_c, int((first[:, -1] - first[:, 0]).max()) + 2 * window)  # candidates of a block
+    start = np.minimum(first[:, 0], k_c - width)  # [blocks] first target of each block's stretch
+    dots = t_unit.new_full((count, size, width), -math.inf)
+    for b in range(count):
+        rows = embeddings[b * size : (b + 1) * size].to(t_unit.dtype)
+        torch.mm(rows, t_unit[start[b] : start[b] + width].T, out=dots[b, : rows.shape[0]])
+    offset = torch.as_tensor(first - start[:, None], device=dots.device).unsqueeze(-1)  # [blocks, size, 1]
+    column = torch.arange(width, device=dots.device)
+    dots.masked_fill_((column < offset) | (column >= offset + 2 * window), -math.inf)
+    best = dots.argmax(dim=-1).cpu().numpy() + start[:, None]  # first maximum: the earliest target
+    return best.reshape(-1)[others]
 
 
 def adaptive_segmentwise(
@@ -607,19 +659,22 @@ class VisionZip(Method):
         "arXiv 2412.04467 (adapted to audio)"
     )
     summary: ClassVar[str] = (
-        "Top scores plus ~15% contextual tokens merged from the rest by similarity: keeps a summary of what is dropped."
+        "Top scores plus ~15% contextual tokens, each merging the nearby dropped tokens most like it: keeps a summary "
+        "of what is dropped."
     )
     needs_embeddings: ClassVar[bool] = True
     merges: ClassVar[bool] = True
     context_ratio: float = VISIONZIP_CONTEXT_RATIO  # contextual / dominant tokens
+    window: int = VISIONZIP_WINDOW  # targets on each side a token may merge into (0: every target)
 
     def __post_init__(self):
         r = self.context_ratio
         if not isinstance(r, numbers.Real) or isinstance(r, bool) or not (0 <= float(r) < math.inf):
             raise ValueError(f"visionzip's option context_ratio must be a number of at least 0, got {_shown(r)}.")
+        _check_int(self.name, "window", self.window, 0)
 
     def choose(self, scores, k, embeddings=None, silent=None):
-        return visionzip(scores, k, embeddings, float(self.context_ratio))
+        return visionzip(scores, k, embeddings, float(self.context_ratio), int(self.window))
 
 
 @dataclass(frozen=True)
@@ -824,16 +879,18 @@ SLOWDOWN_OVER_PRODUCT = {"divprune": 1.5, "visionzip": 2.0, "global-merge": 1.3}
 def selection_multiply_adds(method: str, n: int, k: int, hidden: int) -> int:
     """The multiply-adds a method's selection needs for N tokens, K kept, width H (0: linear in N).
 
-    divprune K * N * H (greedy max-min: every token against every pick); visionzip K_c * (N - K) * H
-    (every token left over against every contextual target); global-merge the sum over its rounds
-    of |A| * |B| * H; every other method is a few passes over the N scores or rows.
+    At the method's default options: divprune K * N * H (greedy max-min: every token against every
+    pick); visionzip K_c * (N - K) * H where its window holds every contextual target (K_c <= 2W:
+    every token left over against every target), else 0 (each against its 2W nearest targets: a
+    few passes over the rows); global-merge the sum over its rounds of |A| * |B| * H; every other
+    method is a few passes over the N scores or rows.
     """
     get_method(method)
     if method == "divprune":
         return k * n * hidden
     if method == "visionzip":
         k_c = round(k * VISIONZIP_CONTEXT_RATIO / (1 + VISIONZIP_CONTEXT_RATIO))
-        return k_c * (n - k) * hidden
+        return k_c * (n - k) * hidden if k_c <= 2 * VISIONZIP_WINDOW else 0
     if method == "global-merge":
         total, m = 0, n
         while m > k:

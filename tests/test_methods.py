@@ -44,7 +44,7 @@ def ref_segmentwise(scores, k, segments):
     return sorted(kept)
 
 
-def ref_visionzip(scores, emb, k):
+def ref_visionzip(scores, emb, k, window=16):
     """(indices, rows [k, H] float64) by loops, following the definition word for word."""
     n = len(scores)
     k_c = round(k * 0.18 / 1.18)
@@ -59,8 +59,13 @@ def ref_visionzip(scores, emb, k):
     groups = {t: [t] for t in targets}
     for j in rest:
         if j not in groups:
-            sims = [float(unit[j] @ unit[t]) for t in targets]
-            groups[targets[int(np.argmax(sims))]].append(j)
+            candidates = targets  # every target, or the 2W nearest in time (W before j, W after)
+            if window and k_c > 2 * window:
+                before = sum(t < j for t in targets)
+                lo = min(max(before - window, 0), k_c - 2 * window)
+                candidates = targets[lo : lo + 2 * window]
+            sims = [float(unit[j] @ unit[t]) for t in candidates]
+            groups[candidates[int(np.argmax(sims))]].append(j)
     idx = sorted(dominant + targets)
     rows = np.stack([emb[groups[j]].mean(axis=0) if j in groups else emb[j] for j in idx])
     return idx, rows
@@ -406,13 +411,14 @@ def test_visionzip_split_for_64_tokens():
 
 
 @settings(max_examples=40, deadline=None)
-@given(case=cases(max_n=300), h=st.integers(1, 16))
-def test_visionzip_matches_brute_force(case, h):
+@given(case=cases(max_n=300), h=st.integers(1, 16), window=st.sampled_from([None, 0, 1, 2, 5]))
+def test_visionzip_matches_brute_force(case, h, window):
     n, ratio, _, scores, seed = case
     k = keep_count(n, ratio)
     emb = make_embeddings(n, h=h, seed=seed)
-    sel = select("visionzip", scores, ratio, embeddings=emb)
-    idx, rows = ref_visionzip(scores.tolist(), emb.double().numpy(), k)
+    opts = {} if window is None else {"window": window}
+    sel = select("visionzip", scores, ratio, embeddings=emb, **opts)
+    idx, rows = ref_visionzip(scores.tolist(), emb.double().numpy(), k, 16 if window is None else window)
     assert sel.indices.tolist() == idx
     np.testing.assert_allclose(sel.embeddings.double().numpy(), rows, rtol=1e-5, atol=1e-6)
 
@@ -625,7 +631,7 @@ def test_options_are_recorded_and_only_changed_ones_name_a_setting():
     assert Setting("segmentwise", 0.25).key == "segmentwise@0.25"
     assert Setting("segmentwise", 0.25, segments=10).key == "segmentwise@0.25"
     assert Setting("segmentwise", 0.25, segments=5, drop_silent=True).key == "segmentwise[segments=5]+drop_silent@0.25"
-    assert Setting("visionzip", 0.1, context_ratio=0.3).to_dict()["options"] == {"context_ratio": 0.3}
+    assert Setting("visionzip", 0.1, context_ratio=0.3).to_dict()["options"] == {"context_ratio": 0.3, "window": 16}
     with pytest.raises(ValueError, match="no option 'segments'"):
         Setting("topk", 0.25, segments=5)
 
@@ -868,17 +874,41 @@ def test_divprune_rounds_pick_what_a_pass_per_pick_picks(candidates, kind):
     assert sel.indices.tolist() == list(range(n))
 
 
-def test_visionzip_results_do_not_depend_on_the_block_size(monkeypatch):
+@pytest.mark.parametrize("window", [0, 3, 16])
+def test_visionzip_results_do_not_depend_on_the_block_size(monkeypatch, window):
     from segprune import methods
 
     scores = make_scores(900, "normal", 6)
     emb = make_embeddings(900, h=16, seed=6)
-    default = select("visionzip", scores, 0.3, embeddings=emb)
-    monkeypatch.setattr(methods, "SIM_BLOCK", 50)  # many small blocks of the contextual search
-    small = select("visionzip", scores, 0.3, embeddings=emb)
+    default = select("visionzip", scores, 0.3, embeddings=emb, window=window)  # K_c = 41
+    monkeypatch.setattr(methods, "SIM_BLOCK", 50)  # many small blocks of the search over every target
+    monkeypatch.setattr(methods, "CONTEXT_BLOCK", 7)  # and of the windowed search
+    small = select("visionzip", scores, 0.3, embeddings=emb, window=window)
     np.testing.assert_array_equal(small.indices, default.indices)
     np.testing.assert_array_equal(small.merged, default.merged)
     assert torch.equal(small.embeddings, default.embeddings)  # the same sums, added in the same order
+
+
+def test_visionzip_window_matches_brute_force_over_many_blocks():
+    n = 2500
+    scores = make_scores(n, "normal", 11)
+    emb = make_embeddings(n, h=8, seed=11)
+    for window, ratio in [(1, 0.25), (4, 0.1), (16, 0.5)]:
+        sel = select("visionzip", scores, ratio, embeddings=emb, window=window)
+        idx, rows = ref_visionzip(scores.tolist(), emb.double().numpy(), keep_count(n, ratio), window)
+        assert sel.indices.tolist() == idx
+        np.testing.assert_allclose(sel.embeddings.double().numpy(), rows, rtol=1e-5, atol=1e-6)
+
+
+def test_visionzip_window_covering_every_target_is_the_original():
+    scores = make_scores(750, "normal", 12)  # 30 s of Qwen2-Audio at keep 0.25: K_c = 29 <= 2W
+    emb = make_embeddings(750, h=16, seed=12)
+    default = select("visionzip", scores, 0.25, embeddings=emb)
+    every = select("visionzip", scores, 0.25, embeddings=emb, window=0)
+    np.testing.assert_array_equal(default.indices, every.indices)
+    assert torch.equal(default.embeddings, every.embeddings)
+    narrow = select("visionzip", scores, 0.25, embeddings=emb, window=2)
+    assert not torch.equal(narrow.embeddings, every.embeddings)  # a narrower window merges differently
 
 
 def test_slow_selection_warning_follows_the_cost_model():

@@ -13,7 +13,7 @@ run will do (every pass of `measure.run`: warm-up, timed repeats, the memory pas
   token): attention grows faster than that, so long clips take longer than estimated;
 - each greedy generation as one prefill plus its decoding steps;
 - selections in proportion to their multiply-adds (`methods.selection_multiply_adds`: DivPrune,
-  VisionZip and global-merge grow with N * K) or else to N; one first untimed call each, then
+  global-merge and a VisionZip whose window holds every target grow with N * K) or else to N; one first untimed call each, then
   `selection_repeats` timed runs (SELECTION_SLOW_REPEATS for one slower than SELECTION_SLOW_MS), plus
   as many runs of the arithmetic floor for a method whose work is a product's.
 
