@@ -18,10 +18,10 @@ to the classes, in display order:
   clip into S_eff = min(S, K) contiguous near-equal segments; each keeps its floor(K / S_eff) best
   tokens and the K - S_eff * floor(K / S_eff) leftover slots go to the best tokens not yet kept.
 - ``topk``         the K highest scores over the whole clip.
-- ``visionzip(context_ratio=0.18, window=16)``  VisionZip (Yang et al., CVPR 2025, arXiv 2412.04467)
+- ``visionzip(context_ratio=0.18, context_window=16)``  VisionZip (Yang et al., CVPR 2025, arXiv 2412.04467)
   adapted to audio: the top K_d tokens by score (dominant) plus K_c = round(K * r / (1 + r)) contextual
   tokens, each the mean of an evenly spaced "target" token and the remaining tokens most similar to it
-  among their 2W nearest targets in time (window=0: among all, the original's N^2 search).
+  among their 2W nearest targets in time (W = context_window; 0: among all, the original's N^2 search).
 - ``adaptive-segmentwise(segments=10)``  segment budgets proportional to attention mass.
 - ``speech-segmentwise(segments=10, pad_share=0.25, pad_after=50, pad_tail=50)``  for a window
   padded past the audio (Whisper's 1500 frames): Segmentwise Top-K over the audio region
@@ -272,7 +272,7 @@ def visionzip(
     k: int,
     embeddings: torch.Tensor,
     context_ratio: float = VISIONZIP_CONTEXT_RATIO,
-    window: int = VISIONZIP_WINDOW,
+    context_window: int = VISIONZIP_WINDOW,
 ) -> Selection:
     """VisionZip adapted to audio: scores [N], embeddings [N, H] -> k indices and [k, H] embeddings.
 
@@ -280,7 +280,7 @@ def visionzip(
     dominant tokens = the top K_d scores. Among the N - K_d remaining tokens (temporal order), K_c
     evenly spaced targets are kept; every other remaining token is merged into the target of
     highest cosine similarity among its candidates (ties: the earlier target): the 2W targets
-    nearest it in time (W = window: the W before it and the W after it, shifted to 2W at the ends
+    nearest it in time (W = context_window: the W before it and the W after it, shifted to 2W at the ends
     of the clip), or every target where W = 0 or K_c <= 2W (the original VisionZip, whose search
     over K_c * (N - K) pairs grows with the square of the clip). A target's row is the mean of
     itself and what merged into it (computed in at least float32); a target that received nothing
@@ -310,10 +310,10 @@ def visionzip(
     t_unit = F.normalize(embeddings[torch.as_tensor(targets, device=device)].to(work), dim=-1)  # [K_c, H]
     into = np.full(n, k, dtype=np.int64)  # each token's output row; k: none (a spare row)
     into[idx] = np.arange(k)
-    if window == 0 or k_c <= 2 * window:
+    if context_window == 0 or k_c <= 2 * context_window:
         assign = _nearest_target(embeddings, others, t_unit)
     else:
-        assign = _nearest_target_in_window(embeddings, targets, others, t_unit, window)
+        assign = _nearest_target_in_window(embeddings, targets, others, t_unit, context_window)
     target_rows = np.searchsorted(idx, targets)  # [K_c] the targets' output rows
     into[others] = target_rows[assign]
     # one pass: each output row is the sum of its tokens, in temporal order; a row of one token is
@@ -665,16 +665,16 @@ class VisionZip(Method):
     needs_embeddings: ClassVar[bool] = True
     merges: ClassVar[bool] = True
     context_ratio: float = VISIONZIP_CONTEXT_RATIO  # contextual / dominant tokens
-    window: int = VISIONZIP_WINDOW  # targets on each side a token may merge into (0: every target)
+    context_window: int = VISIONZIP_WINDOW  # targets on each side a token may merge into (0: every target)
 
     def __post_init__(self):
         r = self.context_ratio
         if not isinstance(r, numbers.Real) or isinstance(r, bool) or not (0 <= float(r) < math.inf):
             raise ValueError(f"visionzip's option context_ratio must be a number of at least 0, got {_shown(r)}.")
-        _check_int(self.name, "window", self.window, 0)
+        _check_int(self.name, "context_window", self.context_window, 0)
 
     def choose(self, scores, k, embeddings=None, silent=None):
-        return visionzip(scores, k, embeddings, float(self.context_ratio), int(self.window))
+        return visionzip(scores, k, embeddings, float(self.context_ratio), int(self.context_window))
 
 
 @dataclass(frozen=True)

@@ -416,7 +416,7 @@ def test_visionzip_matches_brute_force(case, h, window):
     n, ratio, _, scores, seed = case
     k = keep_count(n, ratio)
     emb = make_embeddings(n, h=h, seed=seed)
-    opts = {} if window is None else {"window": window}
+    opts = {} if window is None else {"context_window": window}
     sel = select("visionzip", scores, ratio, embeddings=emb, **opts)
     idx, rows = ref_visionzip(scores.tolist(), emb.double().numpy(), k, 16 if window is None else window)
     assert sel.indices.tolist() == idx
@@ -631,7 +631,10 @@ def test_options_are_recorded_and_only_changed_ones_name_a_setting():
     assert Setting("segmentwise", 0.25).key == "segmentwise@0.25"
     assert Setting("segmentwise", 0.25, segments=10).key == "segmentwise@0.25"
     assert Setting("segmentwise", 0.25, segments=5, drop_silent=True).key == "segmentwise[segments=5]+drop_silent@0.25"
-    assert Setting("visionzip", 0.1, context_ratio=0.3).to_dict()["options"] == {"context_ratio": 0.3, "window": 16}
+    assert Setting("visionzip", 0.1, context_ratio=0.3).to_dict()["options"] == {
+        "context_ratio": 0.3,
+        "context_window": 16,
+    }
     with pytest.raises(ValueError, match="no option 'segments'"):
         Setting("topk", 0.25, segments=5)
 
@@ -880,10 +883,10 @@ def test_visionzip_results_do_not_depend_on_the_block_size(monkeypatch, window):
 
     scores = make_scores(900, "normal", 6)
     emb = make_embeddings(900, h=16, seed=6)
-    default = select("visionzip", scores, 0.3, embeddings=emb, window=window)  # K_c = 41
+    default = select("visionzip", scores, 0.3, embeddings=emb, context_window=window)  # K_c = 41
     monkeypatch.setattr(methods, "SIM_BLOCK", 50)  # many small blocks of the search over every target
     monkeypatch.setattr(methods, "CONTEXT_BLOCK", 7)  # and of the windowed search
-    small = select("visionzip", scores, 0.3, embeddings=emb, window=window)
+    small = select("visionzip", scores, 0.3, embeddings=emb, context_window=window)
     np.testing.assert_array_equal(small.indices, default.indices)
     np.testing.assert_array_equal(small.merged, default.merged)
     assert torch.equal(small.embeddings, default.embeddings)  # the same sums, added in the same order
@@ -894,7 +897,7 @@ def test_visionzip_window_matches_brute_force_over_many_blocks():
     scores = make_scores(n, "normal", 11)
     emb = make_embeddings(n, h=8, seed=11)
     for window, ratio in [(1, 0.25), (4, 0.1), (16, 0.5)]:
-        sel = select("visionzip", scores, ratio, embeddings=emb, window=window)
+        sel = select("visionzip", scores, ratio, embeddings=emb, context_window=window)
         idx, rows = ref_visionzip(scores.tolist(), emb.double().numpy(), keep_count(n, ratio), window)
         assert sel.indices.tolist() == idx
         np.testing.assert_allclose(sel.embeddings.double().numpy(), rows, rtol=1e-5, atol=1e-6)
@@ -904,10 +907,10 @@ def test_visionzip_window_covering_every_target_is_the_original():
     scores = make_scores(750, "normal", 12)  # 30 s of Qwen2-Audio at keep 0.25: K_c = 29 <= 2W
     emb = make_embeddings(750, h=16, seed=12)
     default = select("visionzip", scores, 0.25, embeddings=emb)
-    every = select("visionzip", scores, 0.25, embeddings=emb, window=0)
+    every = select("visionzip", scores, 0.25, embeddings=emb, context_window=0)
     np.testing.assert_array_equal(default.indices, every.indices)
     assert torch.equal(default.embeddings, every.embeddings)
-    narrow = select("visionzip", scores, 0.25, embeddings=emb, window=2)
+    narrow = select("visionzip", scores, 0.25, embeddings=emb, context_window=2)
     assert not torch.equal(narrow.embeddings, every.embeddings)  # a narrower window merges differently
 
 
