@@ -876,21 +876,25 @@ CPU_MULTIPLY_ADDS_PER_S = 40e9  # float32 matrix product, one thread: measured 4
 SLOWDOWN_OVER_PRODUCT = {"divprune": 1.5, "visionzip": 2.0, "global-merge": 1.3}
 
 
-def selection_multiply_adds(method: str, n: int, k: int, hidden: int) -> int:
+def selection_multiply_adds(method: str, n: int, k: int, hidden: int, options: dict | None = None) -> int:
     """The multiply-adds a method's selection needs for N tokens, K kept, width H (0: linear in N).
 
-    At the method's default options: divprune K * N * H (greedy max-min: every token against every
-    pick); visionzip K_c * (N - K) * H where its window holds every contextual target (K_c <= 2W:
-    every token left over against every target), else 0 (each against its 2W nearest targets: a
-    few passes over the rows); global-merge the sum over its rounds of |A| * |B| * H; every other
-    method is a few passes over the N scores or rows.
+    options: method options by name (a method reads its own; the defaults where absent). divprune
+    K * N * H (greedy max-min: every token against every pick); visionzip K_c * (N - K) * H where its
+    window holds every contextual target (context_window 0 or K_c <= 2W: every token left over against
+    every target), else 0 (each against its 2W nearest targets: a few passes over the rows);
+    global-merge the sum over its rounds of |A| * |B| * H; every other method is a few passes over
+    the N scores or rows.
     """
     get_method(method)
+    options = options or {}
     if method == "divprune":
         return k * n * hidden
     if method == "visionzip":
-        k_c = round(k * VISIONZIP_CONTEXT_RATIO / (1 + VISIONZIP_CONTEXT_RATIO))
-        return k_c * (n - k) * hidden if k_c <= 2 * VISIONZIP_WINDOW else 0
+        ratio = options.get("context_ratio", VISIONZIP_CONTEXT_RATIO)
+        window = options.get("context_window", VISIONZIP_WINDOW)
+        k_c = round(k * ratio / (1 + ratio))
+        return k_c * (n - k) * hidden if window == 0 or k_c <= 2 * window else 0
     if method == "global-merge":
         total, m = 0, n
         while m > k:

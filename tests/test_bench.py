@@ -463,3 +463,15 @@ def test_the_run_does_what_its_plan_counts(tiny_models, monkeypatch):
         before, after = snapshots[start + 1 + i], snapshots[start + 2 + i]
         done = {name: after[name] - before[name] for name in calls}
         assert done == {name: phase.passes.get(name, 0) for name in calls}, (phase.name, done, phase.passes)
+
+
+def test_selection_rows_price_the_options_they_ran_with():
+    """VisionZip's work is a product only where it searches every target: its row says which it ran."""
+    from segprune.bench.measure import Options, synthetic_embeddings, time_selections
+
+    scores, emb = synthetic_embeddings(3000, 16, "cpu", torch.float32)  # keep 0.25: K_c = 114 > 2W
+    for options, product in [({}, False), ({"context_window": 0}, True)]:
+        opts = Options(options=options, selection_repeats=1)
+        [row] = time_selections(scores, emb, 0.25, ["visionzip"], opts, "synthetic", "cpu")
+        assert (row.multiply_adds > 0) == product == (row.floor_ms is not None)
+        assert row.multiply_adds == (114 * (3000 - 750) * 16 if product else 0)

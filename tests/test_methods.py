@@ -926,6 +926,11 @@ def test_slow_selection_warning_follows_the_cost_model():
     assert selection_multiply_adds("divprune", 15_000, 3_750, 896) == 3_750 * 15_000 * 896
     assert selection_multiply_adds("global-merge", 8, 2, 1) == 4 * 4 + 2 * 2  # rounds of 8 -> 4 -> 2 tokens
     assert selection_multiply_adds("visionzip", 1180, 118, 2) == 18 * (1180 - 118) * 2  # K_c = 18 targets
+    # the window holds 32 targets: past them, each token meets 32 (linear in N), unless told every target
+    assert selection_multiply_adds("visionzip", 45000, 11250, 896) == 0
+    assert selection_multiply_adds("visionzip", 45000, 11250, 896, {"context_window": 0}) == 1716 * 33750 * 896
+    assert selection_multiply_adds("visionzip", 1180, 118, 2, {"context_ratio": 1.0}) == 0  # K_c = 59
+    assert selection_multiply_adds("visionzip", 1180, 118, 2, {"context_ratio": 0.1}) == 11 * (1180 - 118) * 2
     assert selection_multiply_adds("segmentwise", 45_000, 11_250, 896) == 0
     divprune = 3_750 * 15_000 * 896 / CPU_MULTIPLY_ADDS_PER_S * SLOWDOWN_OVER_PRODUCT["divprune"]
     assert selection_seconds("divprune", 15_000) == pytest.approx(divprune)

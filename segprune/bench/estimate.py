@@ -46,13 +46,18 @@ class FirstLook:
     select_n: int
     hidden: int = 896  # H of those synthetic embeddings
     select_keep: float = 0.25  # and their keep ratio
+    options: dict = field(default_factory=dict)  # the method options they ran with (each method reads its own)
+
+    def multiply_adds(self, method: str, n: int, keep: float) -> int:
+        """`methods.selection_multiply_adds` of `method` at N = n, keep ratio `keep`, width `hidden`."""
+        return selection_multiply_adds(method, n, keep_count(n, keep), self.hidden, self.options)
 
     def selection_ms(self, method: str, n: int, keep: float) -> float:
         """One selection of `method` at N = n, keep ratio `keep`: the measured one, scaled by the
         multiply-adds where the method's work is a product's, else by N."""
-        work = selection_multiply_adds(method, self.select_n, keep_count(self.select_n, self.select_keep), self.hidden)
+        work = self.multiply_adds(method, self.select_n, self.select_keep)
         if work:
-            return self.select_ms[method] * selection_multiply_adds(method, n, keep_count(n, keep), self.hidden) / work
+            return self.select_ms[method] * self.multiply_adds(method, n, keep) / work
         return self.select_ms[method] * n / self.select_n
 
     def prefill_ms(self, tokens: int) -> float:
@@ -127,7 +132,7 @@ def _selections(look: FirstLook, methods: list[str], n: int, ratios: list[float]
         for m in methods:
             one = look.selection_ms(m, n, r)
             timed = repeats if one <= SELECTION_SLOW_MS else SELECTION_SLOW_REPEATS
-            floor = timed if selection_multiply_adds(m, n, keep_count(n, r), look.hidden) else 0
+            floor = timed if look.multiply_adds(m, n, r) else 0
             ms += one * (1 + timed + floor)
             calls += 1 + timed
     return ms, calls

@@ -265,6 +265,7 @@ def time_selections(
         )
         for m in methods
     }
+    macs_of = {m: selection_multiply_adds(m, n, k, h, opts.options) for m in methods}
     probe = interleaved(calls, 1, device, warmup=0)
     quick = [m for m in methods if probe[m].median <= SELECTION_SLOW_MS]
     groups = [(quick, opts.selection_repeats)] + [([m], SELECTION_SLOW_REPEATS) for m in methods if m not in quick]
@@ -276,11 +277,10 @@ def time_selections(
         fns = {m: _cpu_timed(calls[m], cpu[m]) for m in group}
         floors = {}
         for m in group:
-            macs = selection_multiply_adds(m, n, k, h)
-            if macs:
+            if macs_of[m]:
                 floors[m] = f"{m} floor"
                 cpu[floors[m]] = []
-                fns[floors[m]] = _cpu_timed(floor_product(embeddings, macs), cpu[floors[m]])
+                fns[floors[m]] = _cpu_timed(floor_product(embeddings, macs_of[m]), cpu[floors[m]])
         t = interleaved(fns, Repeats.fixed(repeats, warmup=0), device)
         on_cpu = torch.device(device).type == "cpu"
         for m in group:
@@ -296,7 +296,7 @@ def time_selections(
                 hidden=h,
                 repeats=repeats,
                 select_cpu_ms=float(np.median(cpu[m])) if on_cpu else None,
-                multiply_adds=selection_multiply_adds(m, n, k, h),
+                multiply_adds=macs_of[m],
                 floor_ms=floor.median if floor else None,
                 floor_cpu_ms=float(np.median(cpu[floors[m]])) if floor and on_cpu else None,
                 of_floor=t[m].median / floor.median if floor else None,
@@ -366,7 +366,7 @@ def first_look(lm: AudioLM, clip: EncodedClip, encode_ms: float, opts: Options) 
             fn()
         select_ms[m] = sw.ms
     windows = len(clip.tokens.window_starts)
-    return FirstLook(encode_ms, windows, points, step, select_ms, n0, hidden, opts.selection_keep)
+    return FirstLook(encode_ms, windows, points, step, select_ms, n0, hidden, opts.selection_keep, dict(opts.options))
 
 
 # ---------------------------------------------------------------- everything
