@@ -105,8 +105,11 @@ def test_light_imports_load_no_model_code():
     ids=lambda a: " ".join(a[1:]),
 )
 def test_help_is_quick(argv):
-    """Under 3 s of CPU time (measured: about 1.3 s, most of it importing torch)."""
-    assert child_cpu_seconds(argv) < 3.0
+    """Under 3 s of CPU time (measured: about 1.7 s, 1 s of it importing torch). One untimed run first
+    (a clean clone byte-compiles the modules it imports on their first import), then the best of two:
+    a busy neighbour on this shared machine doubled one measurement in CI (3.55 s)."""
+    subprocess.run(argv, cwd=ROOT, check=True, capture_output=True)
+    assert min(child_cpu_seconds(argv) for _ in range(2)) < 3.0
 
 
 def test_the_app_is_wiring():
