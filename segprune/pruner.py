@@ -13,7 +13,7 @@ start with the PRUNED prompt (`pruner.new_tokens_start` tokens; 0 for Whisper, w
 returns only the new tokens, and whose encoder output is pruned before the decoder's
 cross-attention instead of a placeholder run). Only this instance is patched, the patch is undone
 on exit, also after an exception, and the model's train/eval mode is what it was (it runs in eval
-mode inside). Calls without `input_features` pass through. Contexts on one model instance in
+mode inside). Calls without audio features (`input_features`; Phi-4: `audio_input_features`) pass through. Contexts on one model instance in
 several threads take turns (a per-model lock held for the `with` block), so each thread's
 `generate` is pruned with its own settings.
 """
@@ -73,7 +73,7 @@ class Pruner:
         original = self.model.generate
 
         def generate(*args, **kwargs):
-            if "input_features" not in kwargs:
+            if self.lm.audio_keys[0] not in kwargs:
                 return original(*args, **kwargs)
             return original(*args, **self._pruned_kwargs(kwargs))
 
@@ -97,7 +97,7 @@ class Pruner:
         x = self.lm.assemble(kwargs, [kept for _, kept, _ in chosen])
         self.selections = [selection for selection, _, _ in chosen]
         self.new_tokens_start = x.new_tokens_start
-        for key in ("input_features", self.lm.feature_mask_key, *_PASSED_THROUGH):
+        for key in (*self.lm.audio_keys, self.lm.feature_mask_key, *_PASSED_THROUGH):
             kwargs.pop(key, None)
         return {**kwargs, **x.generate_kwargs()}
 

@@ -23,10 +23,14 @@ Encoders differ in which frames attend to which (a `Span` says it for one stretc
   as in the model, but only valid frames are queries and candidates; their scores then sum to less
   than their count (`normalise` restores the uniform-is-1 scale per window).
 - Block-diagonal attention (Qwen2.5-Omni, 2 s blocks): one span per block, softmax within it.
+- An additive term in the logits (Phi-4-multimodal: a learned relative-position bias plus the key
+  mask, both in the mask tensor the module is called with): the `qk` function returns it as a third
+  element and it is added to q . k before the softmax, as the module adds it.
 """
 
 from __future__ import annotations
 
+import inspect
 import sys
 import threading
 from collections.abc import Callable, Sequence
@@ -37,7 +41,9 @@ from torch import nn
 
 from .timing import Stopwatch
 
-QKFn = Callable[[nn.Module, torch.Tensor, dict], tuple[torch.Tensor, torch.Tensor]]
+# (module, its input [B, T, D], its call arguments by name) -> (q scaled, k) [B, heads, T, head_dim], or
+# (q, k, bias) with an additive logits term bias [B, heads or 1, T, T]
+QKFn = Callable[[nn.Module, torch.Tensor, dict], tuple[torch.Tensor, ...]]
 
 
 def whisper_qk(module: nn.Module, hidden_states: torch.Tensor, kwargs: dict) -> tuple[torch.Tensor, torch.Tensor]:
@@ -95,20 +101,30 @@ def spans_of(rows: Sequence) -> list[list[Span]]:
 
 
 def received_attention(
-    q: torch.Tensor, k: torch.Tensor, length: int, chunk_size: int = 256, keys: int | None = None
+    q: torch.Tensor,
+    k: torch.Tensor,
+    length: int,
+    chunk_size: int = 256,
+    keys: int | None = None,
+    bias: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Attention received by each of the first `length` keys from the first `length` queries.
 
     q, k: [heads, T, head_dim] (q already scaled). The softmax of each query runs over the first
-    `keys` keys (default `length`). Returns [length] float32: per key, the sum over the queries of
-    their softmax weights, averaged over heads.
+    `keys` keys (default `length`) of its logits q . k (+ bias [heads or 1, T, T] where given, as
+    the module adds it). Returns [length] float32: per key, the sum over the queries of their
+    softmax weights, averaged over heads.
     """
     keys = length if keys is None else keys
     q = q[:, :length].float()
     k = k[:, :keys].float()
+    bias = None if bias is None else bias[:, :length, :keys]
     total = torch.zeros(q.shape[0], length, dtype=torch.float64, device=q.device)  # sums of up to T terms
     for start in range(0, length, chunk_size):
-        weights = torch.softmax(q[:, start : start + chunk_size] @ k.transpose(-1, -2), dim=-1)
+        logits = q[:, start : start + chunk_size] @ k.transpose(-1, -2)
+        if bias is not None:
+            logits += bias[:, start : start + chunk_size].float()
+        weights = torch.softmax(logits, dim=-1)
         total += weights[..., :length].sum(dim=1)  # a chunk in float32, the running total in float64
     return total.mean(dim=0).float()
 
@@ -119,8 +135,9 @@ class ReceivedAttention:
     attention: the self-attention module to observe (e.g. ``encoder.layers[-1].self_attn``).
     rows: one entry per batch row of the module's input, known before the forward pass (from the
         feature mask): the number of valid (non-padded) frames, or a list of `Span`s.
-    qk: how to get scaled queries and keys [B, heads, T, head_dim] from the module's input (see
-        `whisper_qk`, `rotary_gqa_qk`, `packed_qk`).
+    qk: how to get scaled queries and keys [B, heads, T, head_dim] (and an additive logits term, where
+        the module adds one) from the module's input and call arguments (see `whisper_qk`,
+        `rotary_gqa_qk`, `packed_qk`, `QKFn`).
 
     After the forward pass, `scores` is a list of B float32 tensors, row b the concatenated scores
     of its spans (shape [valid frames of row b]), and `ms` is the time the hook itself took.
@@ -163,7 +180,9 @@ class ReceivedAttention:
         if rows != len(self.rows):
             raise ValueError(f"ReceivedAttention got {rows} batch rows but {len(self.rows)} lengths.")
         with Stopwatch(hidden_states.device) as sw:
-            q, k = self.qk(module, hidden_states, kwargs)
+            called = inspect.signature(module.forward).bind_partial(*args, **kwargs).arguments
+            q, k, *extra = self.qk(module, hidden_states, {**kwargs, **called})
+            bias = extra[0] if extra else None
             self.scores = [
                 torch.cat(
                     [
@@ -173,6 +192,7 @@ class ReceivedAttention:
                             s.length,
                             self.chunk_size,
                             s.keys,
+                            None if bias is None else _span_bias(bias, b, s),
                         )
                         for s in spans
                     ]
@@ -180,6 +200,12 @@ class ReceivedAttention:
                 for b, spans in enumerate(self.rows)
             ]
         self.ms += sw.ms
+
+
+def _span_bias(bias: torch.Tensor, row: int, span: Span) -> torch.Tensor:
+    """The additive logits term [heads or 1, keys, keys] of one span of one row of bias [B, h, T, T]."""
+    window = slice(span.start, span.start + span.keys)
+    return bias[row if bias.shape[0] > 1 else 0, :, window, window]
 
 
 def normalise(frame_scores: torch.Tensor) -> torch.Tensor:

@@ -38,15 +38,16 @@ def native_logits(lm, inputs):
 
 
 class LLMInputSpy:
-    """Records the inputs_embeds of every language-model call (the LLM's ACTUAL input)."""
+    """Records the input of the language model's first decoder layer on every call: the LLM's ACTUAL
+    input, also where the model merges the audio into the embeddings itself (Phi-4)."""
 
     def __init__(self, lm):
-        self.module = lm.language_model
+        self.module = lm.language_model.layers[0]
         self.calls = []
 
     def __enter__(self):
         def grab(module, args, kwargs):
-            self.calls.append(kwargs["inputs_embeds"].detach().clone())
+            self.calls.append((args[0] if args else kwargs["hidden_states"]).detach().clone())
 
         self.handle = self.module.register_forward_pre_hook(grab, with_kwargs=True)
         return self
@@ -200,7 +201,8 @@ def test_token_arithmetic_matches_the_processor(tiny_models, key):
     assert len(tokens.window_starts) == expected_windows(lm, seconds)
     assert tokens.token_seconds[0] == 0.0 and np.all(np.diff(tokens.token_seconds) > 0)
     if lm.feature_mask_key is not None:  # valid audio only: the last token starts within the clip
-        assert seconds - 2 * lm.token_duration < tokens.token_seconds[-1] + lm.token_duration <= seconds
+        assert seconds - 2 * lm.token_duration < tokens.token_seconds[-1] + lm.token_duration
+        assert tokens.token_seconds[-1] < seconds  # (Phi-4 rounds up: its last token may run past the end)
 
 
 @pytest.mark.parametrize("key", LLM_KEYS)

@@ -109,8 +109,9 @@ def test_the_language_model_receives_the_selected_embeddings(tiny_models, key, m
     inputs = lm.inputs(load_audio(scene(8.0, seed=3)), PROMPT)
     tokens = lm.encode(inputs)[0]
     calls = []
-    handle = lm.language_model.register_forward_pre_hook(
-        lambda module, args, kwargs: calls.append(kwargs["inputs_embeds"].detach().clone()), with_kwargs=True
+    handle = lm.language_model.layers[0].register_forward_pre_hook(  # the first decoder layer's input
+        lambda module, args, kwargs: calls.append((args[0] if args else kwargs["hidden_states"]).detach().clone()),
+        with_kwargs=True,
     )
     try:
         with segprune.prune(lm.model, method=method, keep_ratio=0.25) as pruner, torch.inference_mode():

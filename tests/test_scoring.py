@@ -28,7 +28,8 @@ def audio_path_with_hook(lm, inputs, chunk_size=256, eager=True):
     target, captured = lm.scoring_attentions(1)[0], []
 
     def capture(module, query, key, value, attention_mask, **kwargs):
-        eager = sys.modules[type(module).__module__].eager_attention_forward
+        modeling = sys.modules[type(module).__module__]  # Phi-4's audio encoder: its own eager function
+        eager = getattr(modeling, "simple_eager_attention_forward", None) or modeling.eager_attention_forward
         out, weights = eager(module, query, key, value, attention_mask, **kwargs)
         if module is target:
             captured.append(weights.detach().clone())
@@ -36,10 +37,7 @@ def audio_path_with_hook(lm, inputs, chunk_size=256, eager=True):
 
     AttentionInterface.register(CAPTURE, capture)
     AttentionMaskInterface.register(CAPTURE, eager_mask)
-    features = inputs["input_features"]
-    mask = lm.feature_mask(inputs)
-    frame_lengths = lm.frame_lengths(mask.sum(-1))
-    rows = lm.scoring_rows(frame_lengths, lm.frame_lengths(features.shape[-1]))
+    features, mask, _, rows, _ = lm.audio_inputs(inputs)
     config = lm.audio_encoder.config
     saved = config._attn_implementation
     config._attn_implementation = CAPTURE if eager else saved
@@ -150,9 +148,7 @@ def test_score_layers_average_the_last_layers(tiny_models, key):
     """score_layers=2 is the mean of the last two layers' received attention; 1 is the last layer."""
     lm = tiny_models[key]
     inputs = lm.inputs(load_audio(scene(6.0)), "Describe.")
-    features = inputs["input_features"]
-    frame_lengths = lm.frame_lengths(lm.feature_mask(inputs).sum(-1))
-    rows = lm.scoring_rows(frame_lengths, lm.frame_lengths(features.shape[-1]))
+    _, _, frame_lengths, rows, _ = lm.audio_inputs(inputs)
     second_last, last = lm.scoring_attentions(2)
     assert last is lm.scoring_attentions(1)[0]
     with ReceivedAttention(second_last, rows, lm.scoring_qk) as a, ReceivedAttention(last, rows, lm.scoring_qk) as b:

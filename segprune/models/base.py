@@ -27,8 +27,8 @@ by design; Whisper does not use the prompt (and refuses what is not text all the
 
 Public seams, for the pruner, the benchmark and the evaluation (nothing outside `segprune.models`
 reaches into `lm.model` internals): `audio_encoder`, `language_model`, `feature_mask(inputs)`,
-`frame_lengths(mel_lengths)`, `token_lengths(frame_lengths)`, `scoring_rows(...)`,
-`scoring_attentions(layers)`, `audio_embeddings(...)`, `audio_counts(inputs)`,
+`audio_inputs(inputs)`, `frame_lengths(mel_lengths)`, `token_lengths(frame_lengths)`,
+`scoring_rows(...)`, `scoring_attentions(layers)`, `audio_embeddings(...)`, `audio_counts(inputs)`,
 `prompt_tokens(inputs)`, `eager_scores(inputs)`, `parameter_counts()`, `architecture()`.
 """
 
@@ -83,6 +83,8 @@ class AudioLM:
     uses_prompt: ClassVar[bool] = True  # the prompt text reaches the model (Whisper: no)
     default_method: ClassVar[str] = DEFAULT_METHOD  # the selection method the app and `segprune run` start at
     feature_mask_key: ClassVar[str | None]  # None: the processor returns no mask (all frames valid)
+    # the processor outputs that carry the audio, its features first (what `segprune.prune` takes out)
+    audio_keys: ClassVar[tuple[str, ...]] = ("input_features",)
     tiny_audio: ClassVar[dict]  # encoder config fields of the tiny variant
     tiny_text: ClassVar[dict | None] = None  # language-model config fields of the tiny variant (None: shared)
     scoring_qk = staticmethod(whisper_qk)  # queries/keys of the scoring layer
@@ -229,8 +231,9 @@ class AudioLM:
         n = cls.frames_per_token
         return (frame_lengths - n) // n + 1
 
-    def _audio_inputs(self, inputs):
-        """features [W, mel, frames], feature mask [W, frames], frame lengths [W], scoring rows, input ids."""
+    def audio_inputs(self, inputs):
+        """What the audio path and the scoring hook take from a processor output: features [W, mel,
+        frames], feature mask [W, frames], frame lengths [W], scoring rows (`scoring_rows`), input ids."""
         features = inputs["input_features"].to(self.device, self.audio_encoder.dtype)
         feature_mask = self.feature_mask(inputs).to(self.device)
         frame_lengths = self.frame_lengths(feature_mask.sum(-1))
@@ -247,7 +250,7 @@ class AudioLM:
         paper's choice) or its mean over the last `score_layers` layers (one hook per layer: the
         scoring cost grows linearly with it).
         """
-        features, feature_mask, frame_lengths, rows, input_ids = self._audio_inputs(inputs)
+        features, feature_mask, frame_lengths, rows, input_ids = self.audio_inputs(inputs)
         hooks = [ReceivedAttention(a, rows, self.scoring_qk) for a in self.scoring_attentions(score_layers)]
         with Stopwatch(self.device) as total, ExitStack() as stack:
             for hook in hooks:
@@ -322,4 +325,21 @@ class AudioLM:
         return self.tokenizer.decode(token_ids, skip_special_tokens=True).strip()
 
 
-__all__ = ["AudioLM", "NoEagerBaseline", "StepClock"]
+def audio_only_processor(source: str, full_class: type, audio_class: type, audio_part: str):
+    """The audio half of a multimodal processor whose image or video processor needs torchvision
+    (Qwen3-Omni, Phi-4): `AutoProcessor`'s, rebuilt as `audio_class` from its `audio_part` (the
+    feature extractor's attribute name), its tokenizer and chat template, where it loads; else
+    `audio_class` from the folder (without torchvision, or a folder saved with the audio-only class,
+    for which AutoProcessor returns the tokenizer)."""
+    from transformers import AutoProcessor
+
+    try:
+        processor = AutoProcessor.from_pretrained(source)
+    except (ImportError, ValueError, TypeError):  # no torchvision for the image or video processor
+        processor = None
+    if isinstance(processor, full_class):
+        return audio_class(getattr(processor, audio_part), processor.tokenizer, processor.chat_template)
+    return audio_class.from_pretrained(source)
+
+
+__all__ = ["AudioLM", "NoEagerBaseline", "StepClock", "audio_only_processor"]

@@ -28,7 +28,7 @@ def eager_scores(lm, inputs, with_hook: bool = False):
     with_hook: also run segprune's hook in that same eager pass and return (eager scores, hook
     scores): the two definitions on identical inputs. (The hook's scores from the model's own
     SDPA pass differ from both by the SDPA-vs-eager rounding of the earlier layers.)"""
-    features, feature_mask, frame_lengths, rows, input_ids = lm._audio_inputs(inputs)
+    features, feature_mask, frame_lengths, rows, input_ids = lm.audio_inputs(inputs)
     tower, last = lm.audio_encoder, lm.scoring_attentions(1)[0]
     captured: list[torch.Tensor] = []
 

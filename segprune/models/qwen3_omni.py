@@ -43,6 +43,7 @@ from transformers import (
 from transformers.processing_utils import ProcessorMixin
 
 from ..scoring import Span, packed_qk
+from .base import audio_only_processor
 from .decoder_only import DecoderOnlyLM
 from .tiny import TINY_INIT_STD, TINY_TEXT, byte_tokenizer, seeded_init, text_config, whisper_features
 
@@ -136,14 +137,7 @@ class Qwen3OmniLM(DecoderOnlyLM):
 
     @classmethod
     def load_processor(cls, source: str):
-        try:
-            processor = super().load_processor(source)
-        except (ImportError, ValueError, TypeError):  # no torchvision for the video processor
-            processor = None
-        if isinstance(processor, Qwen3OmniMoeProcessor):  # with torchvision: its audio half, with our check
-            return Qwen3OmniAudioProcessor(processor.feature_extractor, processor.tokenizer, processor.chat_template)
-        # a folder saved with the audio-only class: AutoProcessor does not know it and returns the tokenizer
-        return Qwen3OmniAudioProcessor.from_pretrained(source)
+        return audio_only_processor(source, Qwen3OmniMoeProcessor, Qwen3OmniAudioProcessor, "feature_extractor")
 
     def frame_lengths(self, mel_lengths):
         """Encoder frames (= tokens) of clips of `mel_lengths` mel frames: 13 per full 1 s chunk plus
