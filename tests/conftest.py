@@ -41,6 +41,7 @@ TINY_KEYS = [
     "tiny-voxtral-mini",
     "tiny-qwen2.5-omni",
     "tiny-qwen3-omni",
+    "tiny-phi-4-multimodal",
     "tiny-whisper",
 ]
 # decoder-only families: audio placeholders in the prompt, inputs_embeds into the language model
@@ -55,6 +56,7 @@ SECONDS = {
     "tiny-voxtral-mini": 45.0,
     "tiny-qwen2.5-omni": 10.0,
     "tiny-qwen3-omni": 10.0,
+    "tiny-phi-4-multimodal": 45.0,
     "tiny-whisper": 10.0,
 }
 
@@ -63,6 +65,8 @@ def expected_tokens(lm, seconds: float) -> int:
     """N for a clip of `seconds`: valid audio only, or whole windows where the model gets the padding too."""
     if lm.feature_mask_key is None:
         return math.ceil(seconds / lm.window_seconds) * round(lm.window_seconds / lm.token_duration)
+    if lm.key == "phi-4-multimodal":  # 25 ms mel frames every 10 ms, then ceil(frames / 8)
+        return math.ceil(((int(seconds * 16000) - 400) // 160 + 1) / 8)
     return int(seconds / lm.token_duration)
 
 

@@ -103,6 +103,13 @@ FAMILIES: tuple[Family, ...] = (
         },
     ),
     Family(
+        "phi-4-multimodal",
+        "phi4_multimodal",
+        "Phi4MultimodalLM",
+        ("phi4_multimodal",),
+        {"phi-4-multimodal": "microsoft/Phi-4-multimodal-instruct"},
+    ),
+    Family(
         "whisper",
         "whisper",
         "WhisperLM",
