@@ -51,7 +51,9 @@ DEFAULT_TIMEOUT = 300.0  # seconds for one request (a long clip on a CPU server 
 # mistral-common's tokenizer), MusicFlamingo (vLLM dropped MusicFlamingoForConditionalGeneration
 # after v0.24.0; its generic Transformers fallback fails on embeddings with a server error),
 # Qwen2.5-Omni (a saved thinker falls back to the generic Transformers backend, which does not start),
-# Whisper (an encoder-decoder: the decoder cross-attends to the frames, no placeholder to fill).
+# Phi-4-multimodal (vLLM dropped Phi4MultimodalForCausalLM, transformers' format, after v0.12.0; its
+# Phi4MMForCausalLM reads the original phi4mm checkpoints only), Whisper (an encoder-decoder: the
+# decoder cross-attends to the frames, no placeholder to fill).
 VLLM_FAMILIES = ("qwen2-audio", "audio-flamingo-3", "glm-asr")
 
 
