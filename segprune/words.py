@@ -253,7 +253,7 @@ def report(c, lm) -> str:
         b = right[i] if i < len(right) else ""
         lines.append(f"{a:<{col}} | {b}")
     cut = reduction(c, p, t)
-    measured = f"{timing(c, p, t)}; the token counts bound it at ×{s.bound:.2f}"
+    measured = f"{timing(c, p, t)}; {allowed(s, t)}"
     lines += ["", *([cut, measured] if _reduction_first(c, s) else [measured, cut])]
     lines += [
         end_to_end(c, p, t).replace("**", ""),
@@ -329,6 +329,15 @@ def banner(
     return text + more, ["warn"]
 
 
+def allowed(s, t) -> str:
+    """What the prompt lengths allow: their ratio where the prefill's linear layers dominate, its
+    square where attention (quadratic in the length) does; no prefill gains more."""
+    return (
+        f"the {t.length} allow ×{s.bound:.2f} where the {t.prefill}'s linear layers dominate, "
+        f"up to ×{s.bound**2:.2f} where its attention does"
+    )
+
+
 def headline(c, lm, index: int = 0) -> str:
     """The page's headline for pruned variant `index`: the verdict-led timing for real weights, or
     the exact reduction first (random weights, and any timing that is not a result), then the
@@ -339,7 +348,7 @@ def headline(c, lm, index: int = 0) -> str:
     n, k = c.tokens.n, p.selection.k
     counts = (
         f"Kept **K = {k}** of **N = {n}** {t.units} (**{100 * k / n:.1f} %**) with {method_label(p)} at keep "
-        f"{p.setting.keep_ratio:g}; the {t.length} bound the {t.prefill} speedup at ×{s.bound:.2f}."
+        f"{p.setting.keep_ratio:g}; {allowed(s, t)}."
     )
     runs = _medians(p.run.prefill_repeats)
     cut = reduction(c, p, t)
