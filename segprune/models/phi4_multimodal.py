@@ -91,7 +91,7 @@ def phi4_qk(module: nn.Module, hidden_states: torch.Tensor, kwargs: dict) -> tup
 class Phi4MultimodalLM(DecoderOnlyLM):
     key = "phi-4-multimodal"
     model_class = Phi4MultimodalForCausalLM
-    max_seconds = 1800.0  # 30 min (22,500 tokens): the longest audio Phi-4's card lists (speech summarization)
+    max_seconds = 1800.0  # segprune's cap, 30 min (22,500 tokens): neither the processor nor the encoder truncates
     window_seconds = CHUNK_FRAMES * 0.08  # the conformer's 500-frame chunks: 40 s
     token_duration = 0.08
     frames_per_token = 1  # the projector maps each encoder frame to one token
@@ -156,7 +156,7 @@ class Phi4MultimodalLM(DecoderOnlyLM):
 
     # ------------------------------------------------------------------ frames and tokens
     def feature_mask(self, inputs) -> torch.Tensor:
-        """[B, mel frames]: the processor's mask (a batch of clips of different lengths), else all valid."""
+        """[B, mel frames]: the processor's mask (it gives one for a batch of several clips), else all valid."""
         if self.feature_mask_key in inputs:
             return inputs[self.feature_mask_key].long()
         features = inputs["audio_input_features"]
