@@ -83,7 +83,9 @@ SPEECH_METHOD = "speech-segmentwise"  # the default of families whose window is 
 VISIONZIP_CONTEXT_RATIO = 0.18  # contextual / dominant tokens, as in the VisionZip paper
 VISIONZIP_WINDOW = 16  # targets on each side a remaining token may merge into (0: every target)
 SIM_BLOCK = 1 << 22  # similarity entries per matrix product of VisionZip's search (16 MiB of float32)
-CONTEXT_BLOCK = 512  # tokens per matrix product of VisionZip's windowed search
+CONTEXT_ROWS = 1024  # at most this many tokens per matrix product of VisionZip's windowed search
+CONTEXT_STRETCH = 48  # targets per product (at least 2W + 1): MKL's float32 products of 512-1024 rows
+# by 896 run a third slower per entry with 49 or more columns than with 33 to 48, on this project's CPU
 DIVPRUNE_CANDIDATES = 512  # DivPrune's first candidate set (it grows with the picks a round makes)
 DIVPRUNE_GROWTH = 8  # the candidates' Gram matrix stays about 1/8 of a round's refresh
 
@@ -348,26 +350,30 @@ def _nearest_target_in_window(
     """[len(others)] the index of each other token's most similar target among its 2W candidates
     (see `visionzip`; 2W < K_c), ties: the earlier target.
 
-    Every block of CONTEXT_BLOCK consecutive tokens is one matrix product with the stretch of
-    targets that holds all its tokens' candidates (a view of t_unit: nothing is copied), so the
-    embeddings are read once and the work is about N * (2W + the targets in a block) * H.
+    The tokens are cut into blocks of consecutive tokens whose candidates all lie in one stretch of
+    C = max(CONTEXT_STRETCH, 2W + 1) targets (at most CONTEXT_ROWS tokens); each block is one matrix
+    product with its stretch (a view of t_unit), added onto each token's window mask (0 on its 2W
+    candidates, -inf elsewhere), and one max over all tokens picks the first best. The embeddings are
+    read once and the work is N * C * H.
     """
     n, k_c = embeddings.shape[0], t_unit.shape[0]
-    first = np.clip(np.searchsorted(targets, np.arange(n)) - window, 0, k_c - 2 * window)  # [N]
-    size = CONTEXT_BLOCK
-    count = -(-n // size)
-    first = np.concatenate([first, np.full(count * size - n, first[-1])]).reshape(count, size)
-    width = min(k_c, int((first[:, -1] - first[:, 0]).max()) + 2 * window)  # candidates of a block
-    start = np.minimum(first[:, 0], k_c - width)  # [blocks] first target of each block's stretch
-    dots = t_unit.new_full((count, size, width), -math.inf)
-    for b in range(count):
-        rows = embeddings[b * size : (b + 1) * size].to(t_unit.dtype)
-        torch.mm(rows, t_unit[start[b] : start[b] + width].T, out=dots[b, : rows.shape[0]])
-    offset = torch.as_tensor(first - start[:, None], device=dots.device).unsqueeze(-1)  # [blocks, size, 1]
-    column = torch.arange(width, device=dots.device)
-    dots.masked_fill_((column < offset) | (column >= offset + 2 * window), -math.inf)
-    best = dots.argmax(dim=-1).cpu().numpy() + start[:, None]  # first maximum: the earliest target
-    return best.reshape(-1)[others]
+    first = np.clip(np.searchsorted(targets, np.arange(n)) - window, 0, k_c - 2 * window)  # [N] nondecreasing
+    width = min(k_c, max(CONTEXT_STRETCH, 2 * window + 1))
+    span = width - 2 * window + 1  # the first candidates a block may hold
+    blocks, lo = [], 0
+    while lo < n:
+        hi = min(n, lo + CONTEXT_ROWS, int(np.searchsorted(first, first[lo] + span)))
+        blocks.append((lo, hi, min(int(first[lo]), k_c - width)))  # its stretch starts there
+        lo = hi
+    start = np.repeat([s for _, _, s in blocks], [hi - lo for lo, hi, _ in blocks])  # [N]
+    offset, column = np.arange(span)[:, None], np.arange(width)
+    masks = np.where((column >= offset) & (column < offset + 2 * window), 0.0, -math.inf)  # [span, C]
+    device = t_unit.device
+    dots = torch.as_tensor(masks, dtype=t_unit.dtype, device=device)[torch.as_tensor(first - start, device=device)]
+    for lo, hi, s in blocks:  # dots[lo:hi] = mask + rows @ stretch^T
+        dots[lo:hi].addmm_(embeddings[lo:hi].to(t_unit.dtype), t_unit[s : s + width].T)
+    best = dots.max(dim=1).indices.cpu().numpy() + start  # the first maximum: the earliest target
+    return best[others]
 
 
 def adaptive_segmentwise(

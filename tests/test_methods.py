@@ -885,7 +885,8 @@ def test_visionzip_results_do_not_depend_on_the_block_size(monkeypatch, window):
     emb = make_embeddings(900, h=16, seed=6)
     default = select("visionzip", scores, 0.3, embeddings=emb, context_window=window)  # K_c = 41
     monkeypatch.setattr(methods, "SIM_BLOCK", 50)  # many small blocks of the search over every target
-    monkeypatch.setattr(methods, "CONTEXT_BLOCK", 7)  # and of the windowed search
+    monkeypatch.setattr(methods, "CONTEXT_ROWS", 7)  # and of the windowed search
+    monkeypatch.setattr(methods, "CONTEXT_STRETCH", 1)  # stretches of 2W + 1 targets
     small = select("visionzip", scores, 0.3, embeddings=emb, context_window=window)
     np.testing.assert_array_equal(small.indices, default.indices)
     np.testing.assert_array_equal(small.merged, default.merged)
@@ -895,8 +896,10 @@ def test_visionzip_results_do_not_depend_on_the_block_size(monkeypatch, window):
 def test_visionzip_window_matches_brute_force_over_many_blocks():
     n = 2500
     scores = make_scores(n, "normal", 11)
-    emb = make_embeddings(n, h=8, seed=11)
-    for window, ratio in [(1, 0.25), (4, 0.1), (16, 0.5)]:
+    # (16, 0.5): blocks end where their stretch of 48 targets does (not at CONTEXT_ROWS); 64 wide, so
+    # that a window one target short there merges some token elsewhere
+    for window, ratio, h in [(1, 0.25, 8), (4, 0.1, 8), (16, 0.5, 8), (16, 0.5, 64)]:
+        emb = make_embeddings(n, h=h, seed=11)
         sel = select("visionzip", scores, ratio, embeddings=emb, context_window=window)
         idx, rows = ref_visionzip(scores.tolist(), emb.double().numpy(), keep_count(n, ratio), window)
         assert sel.indices.tolist() == idx
