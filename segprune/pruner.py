@@ -13,9 +13,9 @@ start with the PRUNED prompt (`pruner.new_tokens_start` tokens; 0 for Whisper, w
 returns only the new tokens, and whose encoder output is pruned before the decoder's
 cross-attention instead of a placeholder run). Only this instance is patched, the patch is undone
 on exit, also after an exception, and the model's train/eval mode is what it was (it runs in eval
-mode inside). Calls without audio features (`input_features`; Phi-4: `audio_input_features`) pass through. Contexts on one model instance in
-several threads take turns (a per-model lock held for the `with` block), so each thread's
-`generate` is pruned with its own settings.
+mode inside). Calls without audio features (`input_features`; Phi-4: `audio_input_features`) pass
+through. Contexts on one model instance in several threads take turns (a per-model lock held for
+the `with` block), so each thread's `generate` is pruned with its own settings.
 """
 
 from __future__ import annotations
