@@ -5,8 +5,9 @@ One round on the current sequence of m tokens (temporal order), r = min(m - K, c
 
 1. Split it alternately: A = the tokens at even positions 0, 2, 4, ..., B = those at odd positions.
 2. Each A token's edge is its most similar B token (cosine of the two rows; ties: the earlier B)
-   among the candidates: every B (global, ToMe's bipartite soft matching, Bolya et al., ICLR 2023,
-   arXiv 2210.09461) or, with a window W, the W nearest B tokens on each side of it in the current
+   among the candidates: every B (the exact global search, ToMe's bipartite soft matching, Bolya et
+   al., ICLR 2023, arXiv 2210.09461; `bipartite_merge(x, k)`), those of the sketched global search
+   below (the registry's ``global-merge``) or, with a window W, the W nearest B tokens on each side of it in the current
    sequence (local, in the spirit of LTBM, Luo et al., arXiv 2605.25179; W = 1: its two neighbours,
    and every merged token stays one contiguous stretch of time). The local search counts a cosine
    within COLLINEAR of +-1 as +-1: tokens of one direction tie exactly, whatever the rounding.
@@ -26,24 +27,52 @@ the input device; rows that merged nothing are the original embeddings bit for b
 Costs for N tokens, K kept, width H: the local merge decides its rounds from one banded Gram of
 the rows (their dots with the 4 * (2W - 1) rows after them: O(N * W * H) multiply-adds) and writes
 the merged rows once at the end, so at keep 0.25 the rows are read twice in all (see `_local_merge`);
-the global merge needs (m / 2)^2 * H per round (the sum over rounds is about 1.3 * (N / 2)^2 * H at
-keep 0.25), like any nearest-neighbour search over the whole clip.
+the exact global merge needs (m / 2)^2 * H per round (the sum over rounds is about 1.3 * (N / 2)^2 * H
+at keep 0.25: 5.3 s at N = 45,000, H = 896 here), like any exact nearest-neighbour search over the
+whole clip.
+
+`sketched_global_merge` (the registry's ``global-merge``) runs the same rounds with the whole clip in
+reach at the cost of two passes over the rows (segprune's own construction):
+
+- **Sketch.** Tokens are compared by their cosine in the clip's SKETCH_DIMS principal directions:
+  the orthonormal basis P [H, d] of one power iteration over SKETCH_SAMPLE rows evenly spaced in
+  time (Halko et al., SIAM Review 2011, from a seeded Gaussian start). A group's sketch is the sum
+  of its rows' sketches, x P (linear), so only the sums of [N, d] sketches move from round to round.
+  Where H <= SKETCH_DIMS the rows themselves are compared (exact cosines).
+- **Candidates.** Each round hashes every group's sketch into one of 2 * HASH_DIRECTIONS buckets (the
+  cross-polytope hash, Andoni et al., NeurIPS 2015, as in Reformer, Kitaev et al., ICLR 2020: the
+  nearest of +-r_j for seeded Gaussian directions r_j) and orders the groups by bucket, then by
+  time. A_i's candidates are its two temporal neighbours B_{i-1} and B_i (as the local merge with
+  W = 1) and the nearest B before and after it in that order: the B closest in time among those
+  that hash like it, however far away; at a bucket's edge, a B of the next bucket.
+- **Edges and merges** as above (the most similar candidate, ties: the earlier B; the r most similar
+  edges merge); the rows are then added once, in their order, and divided by the sizes.
+
+On five minutes of Whisper-base embeddings (speech, scenes and music in random order) the share of
+the clip's variance that merging loses (sum of |x - its row|^2 over sum of |x - mean|^2) was 0.132 at
+keep 0.25 and 0.268 at keep 0.1, against 0.142 and 0.285 for the local merge (W = 1) and 0.115 for
+the exact global search at keep 0.25 (`bipartite_merge(x, k)`, which it approximates).
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
-__all__ = ["Merged", "bipartite_merge", "forward_dots"]
+__all__ = ["Merged", "bipartite_merge", "forward_dots", "hash_directions", "sketch_basis", "sketched_global_merge"]
 
 EPS = 1e-12  # as F.normalize: a row's norm counts as at least this, so a zero row has cosine 0 with all
 BLOCK_ROWS = 8  # rows per block of the local search's batched Gram products
 CANCELLING = 1 / 16  # a group with |sum|^2 under this share of its rows' sum of |x|^2 is summed before its dots
 COLLINEAR = 2.0**-20  # the local search counts a cosine this close to +-1 as +-1 (float32 rounding is 2^-24)
 SIM_BLOCK = 1 << 22  # similarity entries computed per matrix product (16 MiB of float32)
+SKETCH_DIMS = 16  # the sketched global merge compares tokens in the clip's 16 principal directions
+SKETCH_SAMPLE = 1024  # rows, evenly spaced in time, that estimate those directions
+HASH_DIRECTIONS = 16  # random directions of its cross-polytope hash: 2 * 16 = 32 buckets (at most 128)
+SKETCH_SEED = 0  # the seed of the power iteration's start and of the hash directions
 
 
 @dataclass(frozen=True, eq=False)
@@ -53,11 +82,13 @@ class Merged:
     anchors: [K] int64 original positions, strictly increasing (temporal order).
     rows:    [K, H] the mean of the original rows each holds, in the input dtype and device.
     sizes:   [K] int64 how many original tokens each row holds (sum N; > 1 means it merged).
+    members: [N] int64 the row each original token is in (members[anchors[j]] == j; its bincount: sizes).
     """
 
     anchors: np.ndarray
     rows: torch.Tensor
     sizes: np.ndarray
+    members: np.ndarray
 
 
 def _host(t: torch.Tensor) -> np.ndarray:
@@ -193,8 +224,9 @@ def _group_sums(base: torch.Tensor, gid: np.ndarray, m: int) -> torch.Tensor:
     return out.index_add_(0, torch.as_tensor(gid, device=base.device), base)
 
 
-def _local_merge(x: torch.Tensor, k: int, window: int) -> tuple[np.ndarray, torch.Tensor, np.ndarray]:
-    """The local rounds on x [n, H] (work dtype) down to k groups: (anchors [k], sums [k, H], sizes [k]).
+def _local_merge(x: torch.Tensor, k: int, window: int) -> tuple[np.ndarray, torch.Tensor, np.ndarray, np.ndarray]:
+    """The local rounds on x [n, H] (work dtype) down to k groups: (anchors [k], sums [k, H], sizes [k],
+    members [n]).
 
     A round needs only the dots of groups at most 2 * window - 1 apart, which are sums of the dots
     of their base rows: one banded Gram of the base rows (`forward_dots`) serves the rounds until the
@@ -207,7 +239,7 @@ def _local_merge(x: torch.Tensor, k: int, window: int) -> tuple[np.ndarray, torc
     n = x.shape[0]
     base, gid = x, np.arange(n)
     lo, hi = gid.copy(), gid.copy()  # each group's first and last base row
-    anchors, sizes = np.arange(n, dtype=np.int64), np.ones(n, dtype=np.int64)
+    anchors, sizes, members = np.arange(n, dtype=np.int64), np.ones(n, dtype=np.int64), np.arange(n)
     band = None
     while anchors.size > k:
         m = anchors.size
@@ -226,10 +258,10 @@ def _local_merge(x: torch.Tensor, k: int, window: int) -> tuple[np.ndarray, torc
             table = _pair_table(band, gid, m, e_max)
         dest, kept = _choose(*_local_edges(table, window), m, k)
         count = int(kept.sum())
-        gid, anchors = dest[gid], anchors[kept]
+        gid, anchors, members = dest[gid], anchors[kept], dest[members]
         sizes = np.bincount(dest, weights=sizes, minlength=count).astype(np.int64)
         lo, hi = _fold(np.minimum, lo, dest, count, n), _fold(np.maximum, hi, dest, count, -1)
-    return anchors, _group_sums(base, gid, anchors.size), sizes
+    return anchors, _group_sums(base, gid, anchors.size), sizes, members
 
 
 def _fold(op: np.ufunc, values: np.ndarray, dest: np.ndarray, count: int, start: int) -> np.ndarray:
@@ -239,11 +271,12 @@ def _fold(op: np.ufunc, values: np.ndarray, dest: np.ndarray, count: int, start:
     return out
 
 
-def _global_merge(s: torch.Tensor, k: int) -> tuple[np.ndarray, torch.Tensor, np.ndarray]:
-    """The global rounds on s [n, H] (work dtype) down to k groups: (anchors [k], sums [k, H], sizes [k]).
+def _global_merge(s: torch.Tensor, k: int) -> tuple[np.ndarray, torch.Tensor, np.ndarray, np.ndarray]:
+    """The global rounds on s [n, H] (work dtype) down to k groups: (anchors [k], sums [k, H], sizes [k],
+    members [n]).
     Each round searches all pairs of the current sums, then adds each merged A row into its B row
     (in the order of the A rows, as index_add_ adds on CPU)."""
-    anchors = np.arange(s.shape[0], dtype=np.int64)
+    anchors, members = np.arange(s.shape[0], dtype=np.int64), np.arange(s.shape[0])
     sizes = np.ones(s.shape[0], dtype=np.int64)
     while s.shape[0] > k:
         m = s.shape[0]
@@ -256,8 +289,99 @@ def _global_merge(s: torch.Tensor, k: int) -> tuple[np.ndarray, torch.Tensor, np
             s = out.index_add_(0, torch.as_tensor(dest[where], device=device), s[torch.as_tensor(where, device=device)])
         else:  # a full round: every A row into its B row
             s = s[1::2].clone().index_add_(0, torch.as_tensor(dest[0::2], device=device), s[0::2])
-        anchors = anchors[kept]
-    return anchors, s, sizes
+        anchors, members = anchors[kept], dest[members]
+    return anchors, s, sizes, members
+
+
+def sketch_basis(x: torch.Tensor) -> torch.Tensor | None:
+    """P [H, SKETCH_DIMS] orthonormal columns spanning about the top principal directions of x [N, H]
+    (uncentred: the directions that carry the most of the rows' energy), in x's dtype and device; None
+    where H <= SKETCH_DIMS (the rows themselves are the sketch).
+
+    One power iteration on SKETCH_SAMPLE rows evenly spaced in time (all of them when N is smaller),
+    from a Gaussian start seeded with SKETCH_SEED: P = qr(S^T S G) for the sampled rows S. Rows that
+    lie in a subspace of at most SKETCH_DIMS dimensions keep their cosines exactly (P spans it).
+    """
+    n, h = x.shape
+    if h <= SKETCH_DIMS:
+        return None
+    generator = torch.Generator().manual_seed(SKETCH_SEED)
+    start = torch.randn(h, SKETCH_DIMS, generator=generator, dtype=torch.float64).to(x.device, x.dtype)
+    rows = x.index_select(0, torch.linspace(0, n - 1, min(n, SKETCH_SAMPLE), device=x.device).round().long())
+    return torch.linalg.qr(rows.T @ (rows @ start)).Q.contiguous()
+
+
+def hash_directions(width: int, dtype: torch.dtype) -> torch.Tensor:
+    """[2 * HASH_DIRECTIONS, width] the cross-polytope hash's directions +-r_j (seeded Gaussian r_j)
+    on the CPU: a sketch's bucket is the index of its largest product with them."""
+    generator = torch.Generator().manual_seed(SKETCH_SEED + 1)
+    r = torch.randn(HASH_DIRECTIONS, width, generator=generator, dtype=torch.float64)
+    return torch.cat([r, -r]).to(dtype)
+
+
+def _sketch_edges(z: torch.Tensor, directions: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+    """Each A group's most similar candidate B (module docstring): (dst [|A|] int64, cosine [|A|]).
+
+    z [m, d] the groups' sketches on the CPU, in temporal order (A_i at 2i, B_i at 2i + 1); directions
+    [2D, d] (`hash_directions`). Candidates: B_{i-1}, B_i and the nearest B before and after A_i in the
+    (bucket, time) order. Ties go to the earlier B; a NaN cosine counts as no candidate.
+    """
+    m = z.shape[0]
+    count_a, count_b = (m + 1) // 2, m // 2
+    unit = z / torch.linalg.vector_norm(z, dim=1, keepdim=True).clamp_min_(EPS)
+    bucket = (directions @ unit.T).max(dim=0).indices  # [m]; the product's rows are long: a fast max
+    order = np.argsort(bucket.to(torch.uint8).numpy(), kind="stable")  # by bucket, then by time (a radix sort)
+    place = np.arange(m)
+    rank = np.empty(m, dtype=np.int64)
+    rank[order] = place  # each group's place in that order
+    is_b = (order & 1) == 1
+    b_before = np.maximum.accumulate(np.where(is_b, place, -1))  # the last B at or before each place
+    b_after = np.minimum.accumulate(np.where(is_b, place, m)[::-1])[::-1]  # the first B at or after it
+    b_of = np.append(order // 2, -1)  # a place's B index; places -1 and m (none) map to the appended -1
+    a_rank = rank[0::2]
+    candidates = np.empty((count_a, 4), dtype=np.int64)
+    candidates[:, 0] = np.arange(-1, count_a - 1)  # B_{i-1}
+    candidates[:, 1] = np.arange(count_a)  # B_i
+    if m % 2:
+        candidates[-1, 1] = -1  # the last A has no B after it
+    candidates[:, 2] = b_of[np.where(a_rank > 0, b_before[np.maximum(a_rank - 1, 0)], -1)]
+    candidates[:, 3] = b_of[np.where(a_rank < m - 1, b_after[np.minimum(a_rank + 1, m - 1)], m)]
+    c = torch.from_numpy(candidates)
+    at = c.clamp(min=0)
+    ua, ub = unit[0::2], unit[1::2]
+    cos = torch.bmm(ub.index_select(0, at.view(-1)).view(count_a, 4, -1), ua.unsqueeze(2)).view(count_a, 4)
+    cos.masked_fill_((c < 0) | cos.isnan(), -math.inf)
+    best = cos.max(dim=1).values
+    dst = torch.where(cos == best.unsqueeze(1), at, count_b).min(dim=1).values  # the earliest of the best
+    return dst.numpy(), best.numpy()
+
+
+def sketched_global_merge(x: torch.Tensor, k: int) -> Merged:
+    """Merge the rows of x [N, H] in rounds of bipartite matching until k remain, each token's
+    candidates its temporal neighbours and its neighbours in a hash order of the whole clip, compared
+    in the clip's principal directions (module docstring). Two passes over the rows: the sketch
+    x P [N, SKETCH_DIMS] and the final sums; the rounds work on the sketches. k >= n returns x itself.
+    Deterministic on CPU (on CUDA, index_add_ may add the rows of one group in another order)."""
+    n = x.shape[0]
+    if k >= n:
+        return Merged(np.arange(n, dtype=np.int64), x, np.ones(n, dtype=np.int64), np.arange(n, dtype=np.int64))
+    work = torch.promote_types(x.dtype, torch.float32)
+    xw = x.to(work)
+    basis = sketch_basis(xw)
+    z = (xw if basis is None else xw @ basis).cpu()  # [N, d]
+    directions = hash_directions(z.shape[1], work)
+    gid = np.arange(n)  # each original row's group
+    anchors, sizes = np.arange(n, dtype=np.int64), np.ones(n, dtype=np.int64)
+    while anchors.size > k:
+        m = anchors.size
+        dest, kept = _choose(*_sketch_edges(z, directions), m, k)
+        count = int(kept.sum())
+        z = z.new_zeros(count, z.shape[1]).index_add_(0, torch.from_numpy(dest), z)
+        gid, anchors = dest[gid], anchors[kept]
+        sizes = np.bincount(dest, weights=sizes, minlength=count).astype(np.int64)
+    sums = _group_sums(xw, gid, k)  # k < n: never x itself; a row that merged nothing is its original
+    rows = sums.div_(torch.as_tensor(sizes, dtype=work, device=x.device).unsqueeze(-1)).to(x.dtype)
+    return Merged(anchors, rows, sizes, gid)
 
 
 def bipartite_merge(x: torch.Tensor, k: int, window: int | None = None) -> Merged:
@@ -270,12 +394,12 @@ def bipartite_merge(x: torch.Tensor, k: int, window: int | None = None) -> Merge
     """
     n = x.shape[0]
     if k >= n:
-        return Merged(np.arange(n, dtype=np.int64), x, np.ones(n, dtype=np.int64))
+        return Merged(np.arange(n, dtype=np.int64), x, np.ones(n, dtype=np.int64), np.arange(n, dtype=np.int64))
     work = torch.promote_types(x.dtype, torch.float32)
     xw = x.to(work)  # x itself when already float32 or float64
     local = window is not None and window < (n + 1) // 2  # a window that reaches every B is the global search
-    anchors, s, sizes = _local_merge(xw, k, window) if local else _global_merge(xw, k)
+    anchors, s, sizes, members = _local_merge(xw, k, window) if local else _global_merge(xw, k)
     # s is this function's own buffer (k < n: never x itself): the means in place; a row that merged
     # nothing is its original bit for bit (summed once from -0.0, divided by 1)
     rows = s.div_(torch.as_tensor(sizes, dtype=work, device=x.device).unsqueeze(-1)).to(x.dtype)
-    return Merged(anchors, rows, sizes)
+    return Merged(anchors, rows, sizes, members)

@@ -30,7 +30,9 @@ to the classes, in display order:
 - ``divprune``     greedy max-min diversity of the embeddings (Alvar et al., CVPR 2025).
 - ``local-merge(window=1)``  token merging in rounds of bipartite matching, each token into its most
   similar neighbour within `window` tokens on each side, until K remain (LTBM, arXiv 2605.25179).
-- ``global-merge``  the same with the most similar tokens anywhere (ToMe, arXiv 2210.09461); both in
+- ``global-merge``  the same rounds with the whole clip in reach (after ToMe, arXiv 2210.09461): each
+  token's candidates are its two neighbours and the two nearest that hash like it anywhere in the
+  clip, compared in the clip's principal directions (`merging.sketched_global_merge`). Both in
   `segprune.merging`, reporting anchors as indices and the merged rows (means) as embeddings.
 - ``random(seed=0)``  K distinct tokens drawn with ``np.random.default_rng(seed)``.
 - ``bottomk``      the K lowest scores (a sanity check: it should do worst).
@@ -41,8 +43,8 @@ to the classes, in display order:
 
 An option a method does not have is an error that names the options it has. Everything here is
 pure: numpy for scores, torch only for embeddings. :func:`select` validates its inputs and
-dispatches; a method's own functions assume valid input. Costs: the score methods, local-merge and
-visionzip (its window) are a few passes over N; divprune and global-merge grow with N * K
+dispatches; a method's own functions assume valid input. Costs: the score methods, the merges and
+visionzip (its window) are a few passes over N; divprune grows with N * K
 (:func:`selection_seconds` estimates how long, for the app's warning). Silent tokens
 (``silent=``) are dropped first for any method (see `segprune.silence`).
 """
@@ -59,7 +61,7 @@ import torch
 import torch.nn.functional as F
 
 from . import silence
-from .merging import Merged, bipartite_merge
+from .merging import Merged, bipartite_merge, sketched_global_merge
 
 __all__ = [
     "DEFAULT_METHOD",
@@ -779,18 +781,20 @@ class GlobalMerge(Method):
     name: ClassVar[str] = "global-merge"
     label: ClassVar[str] = "Global merge"
     source: ClassVar[str] = (
-        "ToMe's bipartite soft matching (Bolya et al., Token Merging: Your ViT But Faster, ICLR 2023, "
-        "arXiv 2210.09461), the global variant of LTBM (arXiv 2605.25179)"
+        "after ToMe's bipartite soft matching (Bolya et al., Token Merging: Your ViT But Faster, ICLR 2023, "
+        "arXiv 2210.09461), the global variant of LTBM (arXiv 2605.25179); candidates by cross-polytope LSH "
+        "as in Reformer (Kitaev et al., ICLR 2020)"
     )
     summary: ClassVar[str] = (
-        "Merges the most similar tokens anywhere in the clip until K remain: repeats collapse wherever they "
-        "occur; no attention scores needed, but its cost grows with the square of the clip's length."
+        "Merges each token into the most similar of its neighbours and of the tokens that hash like it "
+        "anywhere in the clip until K remain: repeats can collapse wherever they occur; no attention "
+        "scores needed."
     )
     needs_embeddings: ClassVar[bool] = True
     merges: ClassVar[bool] = True
 
     def choose(self, scores, k, embeddings=None, silent=None):
-        return _merged_selection(bipartite_merge(embeddings, k, None), scores.shape[0])
+        return _merged_selection(sketched_global_merge(embeddings, k), scores.shape[0])
 
 
 @dataclass(frozen=True)
@@ -877,9 +881,9 @@ def make_method(name: str, **options) -> Method:
 # a product's takes its multiply-adds over the CPU's rate in one large float32 matrix product, times
 # how far the method stays from that product; the others are a few passes over N (milliseconds).
 CPU_MULTIPLY_ADDS_PER_S = 40e9  # float32 matrix product, one thread: measured 43-55e9 in CPU time
-# measured CPU time over the floor's at N = 15,000 / 45,000: divprune 1.17 / 1.06, visionzip 1.98 / 1.23,
-# global-merge 1.28 / 1.14 (wall-time ratios at load 10: 0.90 / 1.47, 1.97 / 0.99, 1.25 / 1.04)
-SLOWDOWN_OVER_PRODUCT = {"divprune": 1.5, "visionzip": 2.0, "global-merge": 1.3}
+# measured CPU time over the floor's at N = 15,000 / 45,000: divprune 1.17 / 1.06, visionzip 1.98 / 1.23
+# (wall-time ratios at load 10: 0.90 / 1.47, 1.97 / 0.99)
+SLOWDOWN_OVER_PRODUCT = {"divprune": 1.5, "visionzip": 2.0}
 
 
 def selection_multiply_adds(method: str, n: int, k: int, hidden: int, options: dict | None = None) -> int:
@@ -888,9 +892,8 @@ def selection_multiply_adds(method: str, n: int, k: int, hidden: int, options: d
     options: method options by name (a method reads its own; the defaults where absent). divprune
     K * N * H (greedy max-min: every token against every pick); visionzip K_c * (N - K) * H where its
     window holds every contextual target (context_window 0 or K_c <= 2W: every token left over against
-    every target), else 0 (each against its 2W nearest targets: a few passes over the rows);
-    global-merge the sum over its rounds of |A| * |B| * H; every other method is a few passes over
-    the N scores or rows.
+    every target), else 0 (each against its 2W nearest targets: a few passes over the rows); every
+    other method is a few passes over the N scores or rows.
     """
     get_method(method)
     options = options or {}
@@ -901,13 +904,6 @@ def selection_multiply_adds(method: str, n: int, k: int, hidden: int, options: d
         window = options.get("context_window", VISIONZIP_WINDOW)
         k_c = round(k * ratio / (1 + ratio))
         return k_c * (n - k) * hidden if window == 0 or k_c <= 2 * window else 0
-    if method == "global-merge":
-        total, m = 0, n
-        while m > k:
-            a, b = (m + 1) // 2, m // 2
-            total += a * b * hidden
-            m -= min(m - k, a)
-        return total
     return 0
 
 

@@ -486,10 +486,10 @@ def slow_selection_warning(
 
     The estimate is `methods.selection_seconds`, a cost model measured on this project's 2-core CPU:
     DivPrune's K x N x H multiply-adds (about 1.9 s at N = 15,000, 10 minutes of audio, keep 0.25,
-    H = 896; 8.6 s at Qwen2-Audio-7B's H = 4096), global-merge's products and VisionZip's where its
-    window holds every target; every other method is milliseconds. No model
-    was measured on another device: there it returns None; nor for a clip of no whole token (n < 1),
-    which the request's own checks refuse with their sentence."""
+    H = 896; 8.6 s at Qwen2-Audio-7B's H = 4096) and VisionZip's where its window holds every target;
+    every other method is milliseconds. No model was measured on another device: there it returns
+    None; nor for a clip of no whole token (n < 1), which the request's own checks refuse with their
+    sentence."""
     if str(device).split(":")[0] != "cpu" or n < 1:
         return None
     estimate = selection_seconds(method, n, keep, hidden)

@@ -110,7 +110,7 @@ def test_bench_rows_are_consistent(bench_output):
         assert 0 < r["select_ms_min"] <= r["select_ms"] and r["select_cpu_ms"] > 0
         assert r["hidden"] == (48 if r["source"] == "synthetic" else data["model"]["llm_hidden"])
         whole_window = r["method"] == "visionzip" and round(r["k"] * 0.18 / 1.18) <= 32  # K_c <= 2W: every target
-        product = r["method"] in ("divprune", "global-merge") or whole_window
+        product = r["method"] == "divprune" or whole_window
         assert (r["multiply_adds"] > 0) == product == (r["floor_ms"] is not None)
         if product:
             assert r["floor_ms"] > 0 and r["floor_cpu_ms"] > 0
@@ -382,7 +382,7 @@ def test_plan_prices_every_pass_of_the_run():
     assert phases[1].ms == pytest.approx(want)
     assert phases[1].passes == {"prefill": 3 * (rounds + 1), "generate": 3, "select": 2 * 2 * 21}
     # the synthetic selection at N = 1000: every registry method as measured; a product's also its floor
-    products = {"divprune", "global-merge"}  # visionzip: K_c = 38 > 2W, each token against its 32 nearest targets
+    products = {"divprune"}  # visionzip: K_c = 38 > 2W, each token against its 32 nearest targets
     assert phases[4].ms == pytest.approx(sum(ms * (21 + 20 * (m in products)) for m, ms in measured.items()))
     assert phases[4].passes == {"select": 21 * len(REGISTRY)}
     # at N = 4000 DivPrune does 16x the multiply-adds (K * N): 160 ms, under 500 ms, still 20 repeats

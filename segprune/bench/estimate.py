@@ -12,8 +12,8 @@ run will do (every pass of `measure.run`: warm-up, timed repeats, the memory pas
 - prefills on the straight line through the two measured prefills (fixed cost + cost per prompt
   token): attention grows faster than that, so long clips take longer than estimated;
 - each greedy generation as one prefill plus its decoding steps;
-- selections in proportion to their multiply-adds (`methods.selection_multiply_adds`: DivPrune,
-  global-merge and a VisionZip whose window holds every target grow with N * K) or else to N; one first untimed call each, then
+- selections in proportion to their multiply-adds (`methods.selection_multiply_adds`: DivPrune
+  and a VisionZip whose window holds every target grow with N * K) or else to N; one first untimed call each, then
   `selection_repeats` timed runs (SELECTION_SLOW_REPEATS for one slower than SELECTION_SLOW_MS), plus
   as many runs of the arithmetic floor for a method whose work is a product's.
 

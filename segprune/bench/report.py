@@ -196,7 +196,7 @@ SELECTION = [
 FLOOR_NOTE = (
     "ms: median wall time of one selection (min: the fastest run; CPU ms: process CPU time, all threads). "
     "floor ms: for the methods whose work is a matrix product's (divprune K·N·H multiply-adds, visionzip "
-    "K_c·(N−K)·H where its window holds every target, global-merge Σ|A|·|B|·H over its rounds), that many multiply-adds as one float32 product "
+    "K_c·(N−K)·H where its window holds every target), that many multiply-adds as one float32 product "
     "of the embeddings [N, H] with a random [H, C] matrix (in column blocks, one reused result buffer), timed "
     "interleaved with the method; of floor = ms / floor ms."
 )

@@ -92,7 +92,7 @@ class SelectionRow:
     """One selection method on one score vector (and N x H embeddings), timed interleaved.
 
     For the methods whose work is a matrix product's (`methods.selection_multiply_adds` > 0:
-    divprune, global-merge, visionzip where its window holds every target), `floor_ms` is that many multiply-adds as one float32
+    divprune, visionzip where its window holds every target), `floor_ms` is that many multiply-adds as one float32
     product of the embeddings [N, H] with a random [H, C] matrix (C = multiply_adds / (N * H),
     in column blocks into one reused buffer), timed in the same interleaved loop: the arithmetic
     floor the method is measured against (`of_floor` = select_ms / floor_ms).
