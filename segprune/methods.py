@@ -782,8 +782,8 @@ class GlobalMerge(Method):
     label: ClassVar[str] = "Global merge"
     source: ClassVar[str] = (
         "after ToMe's bipartite soft matching (Bolya et al., Token Merging: Your ViT But Faster, ICLR 2023, "
-        "arXiv 2210.09461), the global variant of LTBM (arXiv 2605.25179); candidates by cross-polytope LSH "
-        "as in Reformer (Kitaev et al., ICLR 2020)"
+        "arXiv 2210.09461), the global variant of LTBM (arXiv 2605.25179); candidates by SimHash (Charikar, "
+        "STOC 2002) in buckets ordered as Reformer's (Kitaev et al., ICLR 2020)"
     )
     summary: ClassVar[str] = (
         "Merges each token into the most similar of its neighbours and of the tokens that hash like it "

@@ -674,7 +674,7 @@ def ref_merge(x, k, window):
 def ref_sketched_merge(x, k):
     """Groups (the anchor first) of the sketched global merge by plain loops over its definition, in
     float64: the rounds of `ref_merge`, each A's candidates its two temporal neighbours and the nearest
-    B before and after it in the order by (hash bucket, position), compared by the cosine of the
+    B before and after it in the order by (SimHash bucket, position), compared by the cosine of the
     groups' sketches (the sums of their rows times `sketch_basis`; the rows themselves where H <= 16)."""
     from segprune.merging import hash_directions, sketch_basis
 
@@ -689,7 +689,7 @@ def ref_sketched_merge(x, k):
         for g in groups:
             z = sketch[g].sum(axis=0)
             units.append(z / max(np.linalg.norm(z), 1e-12))
-        buckets = [int(np.argmax(directions @ u)) for u in units]  # the first of equal products
+        buckets = [int("".join("1" if v > 0 else "0" for v in u @ directions), 2) for u in units]  # the signs
         order = sorted(range(m), key=lambda q: (buckets[q], q))
         edges = []
         for p in range(0, m, 2):
