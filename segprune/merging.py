@@ -67,7 +67,15 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-__all__ = ["Merged", "bipartite_merge", "forward_dots", "hash_directions", "sketch_basis", "sketched_global_merge"]
+__all__ = [
+    "Merged",
+    "bipartite_merge",
+    "forward_dots",
+    "hash_directions",
+    "sketch_basis",
+    "sketch_rows",
+    "sketched_global_merge",
+]
 
 EPS = 1e-12  # as F.normalize: a row's norm counts as at least this, so a zero row has cosine 0 with all
 BLOCK_ROWS = 8  # rows per block of the local search's batched Gram products
@@ -78,6 +86,13 @@ SKETCH_DIMS = 16  # the sketched global merge compares tokens in the clip's 16 p
 SKETCH_SAMPLE = 1024  # rows, evenly spaced in time, that estimate those directions
 HASH_BITS = 5  # signs of its SimHash: 2^5 = 32 buckets (at most 8 bits)
 SKETCH_SEED = 0  # the seed of the power iteration's start and of the hash directions
+
+
+_ONEDNN_LINEAR = (
+    getattr(getattr(torch.ops, "mkldnn", None), "_linear_pointwise", None)
+    if torch.backends.mkldnn.is_available()
+    else None
+)
 
 
 @dataclass(frozen=True, eq=False)
@@ -316,6 +331,16 @@ def sketch_basis(x: torch.Tensor) -> torch.Tensor | None:
     return torch.linalg.qr(rows.T @ (rows @ start)).Q.contiguous()
 
 
+def sketch_rows(x: torch.Tensor, basis: torch.Tensor) -> torch.Tensor:
+    """x [N, H] @ basis [H, d] -> [N, d]. A float32 or bfloat16 x on the CPU goes through oneDNN's
+    linear kernel where torch has it (``torch.ops.mkldnn._linear_pointwise``, what torch.compile
+    emits for a CPU linear layer): MKL's general product packs every row of x first, about 12 ms
+    against 8 ms for [45,000, 896] x [896, 16] here; the two agree to float32 rounding."""
+    if x.device.type == "cpu" and x.dtype in (torch.float32, torch.bfloat16) and _ONEDNN_LINEAR is not None:
+        return _ONEDNN_LINEAR(x.contiguous(), basis.T.contiguous(), None, "none", [], "")
+    return x @ basis
+
+
 def hash_directions(width: int, dtype: torch.dtype) -> torch.Tensor:
     """[width, HASH_BITS] the SimHash's seeded Gaussian directions, on the CPU: a sketch z's bucket is
     sum_j [z . r_j > 0] 2^(HASH_BITS - 1 - j), the first direction's sign the most significant."""
@@ -328,7 +353,7 @@ def _sketch_edges(z: torch.Tensor, directions: torch.Tensor) -> tuple[np.ndarray
 
     z [m, d] the groups' sketches on the CPU, in temporal order (A_i at 2i, B_i at 2i + 1); directions
     [d, HASH_BITS] (`hash_directions`). Candidates: B_{i-1}, B_i and the nearest B before and after
-    A_i in the (bucket, time) order. Ties go to the earlier B; a NaN cosine counts as no candidate.
+    A_i in the (bucket, time) order. Ties go to the earlier B; a NaN cosine loses to every number.
     """
     m = z.shape[0]
     count_a, count_b = (m + 1) // 2, m // 2
@@ -342,23 +367,30 @@ def _sketch_edges(z: torch.Tensor, directions: torch.Tensor) -> tuple[np.ndarray
     is_b = (order & 1) == 1
     b_before = np.maximum.accumulate(np.where(is_b, place, -1))  # the last B at or before each place
     b_after = np.minimum.accumulate(np.where(is_b, place, m)[::-1])[::-1]  # the first B at or after it
-    b_of = np.append(order // 2, -1)  # a place's B index; places -1 and m (none) map to the appended -1
+    b_of = np.append(order // 2, count_b)  # a place's B index; places -1 and m (none) give count_b
     a_rank = rank[0::2]
-    candidates = np.empty((count_a, 4), dtype=np.int64)
-    candidates[:, 0] = np.arange(-1, count_a - 1)  # B_{i-1}
-    candidates[:, 1] = np.arange(count_a)  # B_i
-    if m % 2:
-        candidates[-1, 1] = -1  # the last A has no B after it
-    candidates[:, 2] = b_of[np.where(a_rank > 0, b_before[np.maximum(a_rank - 1, 0)], -1)]
-    candidates[:, 3] = b_of[np.where(a_rank < m - 1, b_after[np.minimum(a_rank + 1, m - 1)], m)]
-    c = torch.from_numpy(candidates)
-    at = c.clamp(min=0)
     ua, ub = unit[0::2], unit[1::2]
-    cos = torch.bmm(ub.index_select(0, at.view(-1)).view(count_a, 4, -1), ua.unsqueeze(2)).view(count_a, 4)
-    cos.masked_fill_((c < 0) | cos.isnan(), -math.inf)
-    best = cos.max(dim=1).values
-    dst = torch.where(cos == best.unsqueeze(1), at, count_b).min(dim=1).values  # the earliest of the best
-    return dst.numpy(), best.numpy()
+    none = torch.tensor(-math.inf, dtype=unit.dtype)
+    # the temporal candidates B_{i-1} and B_i: dots of neighbouring rows, no gather
+    cos = torch.full((count_a,), -math.inf, dtype=unit.dtype)
+    cos[1:] = torch.linalg.vecdot(ua[1:], ub[: count_a - 1])
+    dst = torch.arange(-1, count_a - 1)
+    dst[0] = count_b  # A_0 has no B before it
+    after = torch.full((count_a,), -math.inf, dtype=unit.dtype)
+    after[:count_b] = torch.linalg.vecdot(ua[:count_b], ub)
+    candidates = [(after, torch.arange(count_a).clamp_(max=count_b))]  # the last A of an odd m has no B after it
+    before_place = np.where(a_rank > 0, b_before[np.maximum(a_rank - 1, 0)], -1)
+    after_place = np.where(a_rank < m - 1, b_after[np.minimum(a_rank + 1, m - 1)], m)
+    for far_place in (before_place, after_place):  # the nearest B before and after A_i in the hash order
+        far = torch.from_numpy(b_of[far_place])
+        dots = torch.linalg.vecdot(ua, ub.index_select(0, far.clamp(max=count_b - 1)))
+        candidates.append((torch.where(far < count_b, dots, none), far))
+    cos = torch.where(cos.isnan(), none, cos)
+    for c, b in candidates:  # the best so far, or a better one, or an equal one that is earlier
+        c = torch.where(c.isnan(), none, c)
+        take = (c > cos) | ((c == cos) & (b < dst))
+        cos, dst = torch.where(take, c, cos), torch.where(take, b, dst)
+    return dst.numpy(), cos.numpy()
 
 
 def sketched_global_merge(x: torch.Tensor, k: int) -> Merged:
@@ -373,7 +405,7 @@ def sketched_global_merge(x: torch.Tensor, k: int) -> Merged:
     work = torch.promote_types(x.dtype, torch.float32)
     xw = x.to(work)
     basis = sketch_basis(xw)
-    z = (xw if basis is None else xw @ basis).cpu()  # [N, d]
+    z = (xw if basis is None else sketch_rows(xw, basis)).cpu()  # [N, d]
     directions = hash_directions(z.shape[1], work)
     gid = np.arange(n)  # each original row's group
     anchors, sizes = np.arange(n, dtype=np.int64), np.ones(n, dtype=np.int64)

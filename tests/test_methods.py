@@ -881,6 +881,16 @@ def test_sketch_basis_is_orthonormal_and_keeps_a_low_rank_clip_exactly():
     torch.testing.assert_close(z @ z.T, low @ low.T)
 
 
+def test_sketch_rows_is_the_product_on_every_path():
+    from segprune.merging import sketch_basis, sketch_rows
+
+    x = make_embeddings(3000, h=64, seed=1)
+    p = sketch_basis(x)
+    torch.testing.assert_close(sketch_rows(x, p), x @ p, rtol=1e-5, atol=1e-5)  # oneDNN's kernel on the CPU
+    wide = x.double()  # float64: the plain product
+    torch.testing.assert_close(sketch_rows(wide, p.double()), wide @ p.double(), rtol=0, atol=0)
+
+
 def test_global_merge_joins_a_sound_that_returns_and_loses_less_than_the_local_merge():
     """A clip of four sounds in stretches of 3 to 12 tokens, each sound returning many times: the
     global merge puts tokens of one sound far apart into one row, which a window of one cannot, and
