@@ -326,9 +326,9 @@ def visionzip(
     out.index_add_(0, torch.as_tensor(into, device=device), embeddings.to(work))
     counts = np.bincount(assign, minlength=k_c)  # merges received per target
     hit = target_rows[counts > 0]
-    out[torch.as_tensor(hit, device=device)] /= torch.as_tensor(
-        counts[counts > 0] + 1, dtype=work, device=device
-    ).unsqueeze(-1)
+    at = torch.as_tensor(hit, device=device)
+    sizes = torch.as_tensor(counts[counts > 0] + 1, dtype=work, device=device).unsqueeze(-1)
+    out.index_copy_(0, at, out.index_select(0, at).div_(sizes))  # the means of the rows that received merges
     out = out[:k].to(embeddings.dtype)
     merged = np.zeros(k, dtype=bool)
     merged[hit] = True
@@ -371,7 +371,9 @@ def _nearest_target_in_window(
     offset, column = np.arange(span)[:, None], np.arange(width)
     masks = np.where((column >= offset) & (column < offset + 2 * window), 0.0, -math.inf)  # [span, C]
     device = t_unit.device
-    dots = torch.as_tensor(masks, dtype=t_unit.dtype, device=device)[torch.as_tensor(first - start, device=device)]
+    dots = torch.as_tensor(masks, dtype=t_unit.dtype, device=device).index_select(
+        0, torch.as_tensor(first - start, device=device)
+    )  # [N, C] each token's window mask (index_select: a fifth of advanced indexing's time here)
     for lo, hi, s in blocks:  # dots[lo:hi] = mask + rows @ stretch^T
         dots[lo:hi].addmm_(embeddings[lo:hi].to(t_unit.dtype), t_unit[s : s + width].T)
     best = dots.max(dim=1).indices.cpu().numpy() + start  # the first maximum: the earliest target
