@@ -643,6 +643,17 @@ def test_options_are_recorded_and_only_changed_ones_name_a_setting():
 # --- merging methods: local-merge (LTBM-style, with a window) and global-merge (sketched, after ToMe)
 
 
+def merge_best_edges(groups, edges, k):
+    """One round's merges: the min(m - k, |A|) most similar edges (cos, A, B), ties: the earlier A;
+    each merged A group's tokens go after its B group's, in the order of the A groups."""
+    m = len(groups)
+    chosen = sorted(edges, key=lambda e: (-e[0], e[1]))[: min(m - k, (m + 1) // 2)]
+    into = {p: q for _, p, q in chosen}
+    return [
+        groups[q] + [i for p, d in sorted(into.items()) if d == q for i in groups[p]] for q in range(m) if q not in into
+    ]
+
+
 def ref_merge(x, k, window):
     """Groups (lists of original positions, the anchor first) by plain loops over the definition,
     in float64: rounds of bipartite matching (A = even positions, B = odd) until k groups remain."""
@@ -661,13 +672,7 @@ def ref_merge(x, k, window):
             candidates = [q for q in range(1, m, 2) if window is None or abs(q - p) <= 2 * window - 1]
             best = max(candidates, key=lambda q: (cos(p, q), -q))  # ties: the earlier B
             edges.append((cos(p, best), p, best))
-        chosen = sorted(edges, key=lambda e: (-e[0], e[1]))[: min(m - k, (m + 1) // 2)]  # ties: the earlier A
-        into = {p: q for _, p, q in chosen}
-        groups = [
-            groups[q] + [i for p, d in sorted(into.items()) if d == q for i in groups[p]]
-            for q in range(m)
-            if q not in into
-        ]
+        groups = merge_best_edges(groups, edges, k)
     return groups
 
 
@@ -700,13 +705,7 @@ def ref_sketched_merge(x, k):
             candidates |= set(before[-1:]) | set(after[:1])
             best = max(candidates, key=lambda q: (float(units[p] @ units[q]), -q))  # ties: the earlier B
             edges.append((float(units[p] @ units[best]), p, best))
-        chosen = sorted(edges, key=lambda e: (-e[0], e[1]))[: min(m - k, (m + 1) // 2)]  # ties: the earlier A
-        into = {p: q for _, p, q in chosen}
-        groups = [
-            groups[q] + [i for p, d in sorted(into.items()) if d == q for i in groups[p]]
-            for q in range(m)
-            if q not in into
-        ]
+        groups = merge_best_edges(groups, edges, k)
     return groups
 
 
