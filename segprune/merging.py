@@ -7,9 +7,9 @@ One round on the current sequence of m tokens (temporal order), r = min(m - K, c
 2. Each A token's edge is its most similar B token (cosine of the two rows; ties: the earlier B)
    among the candidates: every B (the exact global search, ToMe's bipartite soft matching, Bolya et
    al., ICLR 2023, arXiv 2210.09461; `bipartite_merge(x, k)`), those of the sketched global search
-   below (the registry's ``global-merge``) or, with a window W, the W nearest B tokens on each side of it in the current
-   sequence (local, in the spirit of LTBM, Luo et al., arXiv 2605.25179; W = 1: its two neighbours,
-   and every merged token stays one contiguous stretch of time). The local search counts a cosine
+   below (the registry's ``global-merge``) or, with a window W, the W nearest B tokens on each side
+   of it in the current sequence (local, in the spirit of LTBM, Luo et al., arXiv 2605.25179; W = 1:
+   its two neighbours, and every merged token stays one contiguous stretch of time). The local search counts a cosine
    within COLLINEAR of +-1 as +-1: tokens of one direction tie exactly, whatever the rounding.
 3. The r A tokens with the most similar edges (ties: the earlier A) merge into their B token; the
    other tokens stay as they are. Every B token stays, so the sequence keeps its temporal order.
@@ -43,10 +43,10 @@ reach at the cost of two passes over the rows (segprune's own construction):
   signs of its products with HASH_BITS seeded Gaussian directions (SimHash, Charikar, STOC 2002:
   two tokens at angle t share a sign with probability 1 - t / pi), the bucket the number those
   signs spell, and orders the groups by bucket, then by time (as Reformer orders its hash buckets,
-  Kitaev et al., ICLR 2020). A_i's candidates are its two temporal neighbours B_{i-1} and B_i (as the local merge with
-  W = 1) and the nearest B before and after it in that order: the B closest in time among those
-  that hash like it, however far away; at a bucket's edge, a B of the next bucket (next buckets
-  differ in the last sign first).
+  Kitaev et al., ICLR 2020). A_i's candidates are its two temporal neighbours B_{i-1} and B_i (as
+  the local merge with W = 1) and the nearest B before and after it in that order: the B closest in
+  time among those that hash like it, however far away; at a bucket's edge, a B of the next bucket
+  (next buckets differ in the last sign first).
 - **Edges and merges** as above (the most similar candidate, ties: the earlier B; the r most similar
   edges merge); the rows are then added once, in their order, and divided by the sizes.
 
