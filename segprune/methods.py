@@ -42,9 +42,10 @@ to the classes, in display order:
     make_method("visionzip", context_ratio=0.3).choose(scores, k, embeddings=emb)
 
 An option a method does not have is an error that names the options it has. Everything here is
-pure: numpy for scores, torch only for embeddings. :func:`select` validates its inputs and
-dispatches; a method's own functions assume valid input. Costs: the score methods, the merges and
-visionzip (its window) are a few passes over N; divprune grows with N * K
+pure: numpy for scores, torch only for embeddings, imported by the functions that read them (so
+the registry, and every ``--help`` built from it, loads without torch). :func:`select` validates
+its inputs and dispatches; a method's own functions assume valid input. Costs: the score methods,
+the merges and visionzip (its window) are a few passes over N; divprune grows with N * K
 (:func:`selection_seconds` estimates how long, for the app's warning). Silent tokens
 (``silent=``) are dropped first for any method (see `segprune.silence`).
 """
@@ -53,15 +54,18 @@ from __future__ import annotations
 
 import math
 import numbers
+import sys
 from dataclasses import dataclass, fields
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 
 from . import silence
-from .merging import Merged, bipartite_merge, sketched_global_merge
+
+if TYPE_CHECKING:
+    import torch
+
+    from .merging import Merged
 
 __all__ = [
     "DEFAULT_METHOD",
@@ -117,6 +121,12 @@ def keep_count(n: int, keep_ratio: float) -> int:
     if not (0.0 < r <= 1.0):  # also rejects NaN
         raise ValueError(f"The keep ratio must be in (0, 1] (the fraction kept), got {_shown(keep_ratio)}.")
     return max(1, math.floor(r * int(n) + 0.5))
+
+
+def _is_tensor(x) -> bool:
+    """Whether x is a torch tensor, without importing torch (where it is not loaded, nothing is one)."""
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(x, torch.Tensor)
 
 
 def _shown(value) -> str:
@@ -291,6 +301,9 @@ def visionzip(
     and every dominant row keep their original embedding bit for bit. Output is in the input
     dtype/device; ``merged`` flags the targets that received merges. With K_c = 0 this is Top-K.
     """
+    import torch
+    import torch.nn.functional as F
+
     n = scores.shape[0]
     k_c = round(k * context_ratio / (1 + context_ratio))
     k_d = k - k_c
@@ -338,6 +351,9 @@ def visionzip(
 def _nearest_target(embeddings: torch.Tensor, others: np.ndarray, t_unit: torch.Tensor) -> np.ndarray:
     """[len(others)] the index of each other token's most similar target among all K_c (t_unit
     [K_c, H], unit rows), in blocks of at most SIM_BLOCK similarities; ties: the earlier target."""
+    import torch
+    import torch.nn.functional as F
+
     step = max(1, SIM_BLOCK // t_unit.shape[0])
     assign = np.empty(others.size, dtype=np.int64)
     for lo in range(0, others.size, step):
@@ -358,6 +374,8 @@ def _nearest_target_in_window(
     candidates, -inf elsewhere), and one max over all tokens picks the first best. The embeddings are
     read once and the work is N * C * H.
     """
+    import torch
+
     n, k_c = embeddings.shape[0], t_unit.shape[0]
     first = np.clip(np.searchsorted(targets, np.arange(n)) - window, 0, k_c - 2 * window)  # [N] nondecreasing
     width = min(k_c, max(CONTEXT_STRETCH, 2 * window + 1))
@@ -493,6 +511,9 @@ def divprune(scores: np.ndarray, k: int, embeddings: torch.Tensor) -> Selection:
     most, as matrix products on the embeddings' device (`greedy_max_min`); k = N keeps every token.
     (Alvar et al., DivPrune: Diversity-based Visual Token Pruning, CVPR 2025, arXiv 2503.02175.)
     """
+    import torch
+    import torch.nn.functional as F
+
     n = scores.shape[0]
     if k >= n:
         return Selection(np.arange(n), n)
@@ -521,6 +542,8 @@ def greedy_max_min(x: torch.Tensor, first: int, k: int, candidates: int = DIVPRU
     time of those multiply-adds as one float32 product at N = 15,000 and 45,000 (H = 896, keep 0.25,
     one thread), against about 25x for a pass over all N rows per pick.
     """
+    import torch
+
     n = x.shape[0]
     d = 1.0 - _host(x @ x[first])  # [N] the distances so far (host), -inf once picked
     d[first] = -np.inf
@@ -567,6 +590,8 @@ def _host(t: torch.Tensor) -> np.ndarray:
 def _refresh(d: np.ndarray, x: torch.Tensor, picks: list[int]) -> None:
     """d [N] = min(d, 1 - max over `picks` of x . x_p) for rows x [N, H]: one [rows, H] x [H, R] product
     per block of rows (at most SIM_BLOCK entries); 1 - max(dot) = min(1 - dot) exactly."""
+    import torch
+
     p = x[torch.as_tensor(picks, device=x.device)]  # [R, H]
     step = max(1, SIM_BLOCK // len(picks))
     for lo in range(0, x.shape[0], step):
@@ -775,6 +800,8 @@ class LocalMerge(Method):
         _check_int(self.name, "window", self.window, 1)
 
     def choose(self, scores, k, embeddings=None, silent=None):
+        from .merging import bipartite_merge
+
         return _merged_selection(bipartite_merge(embeddings, k, self.window), scores.shape[0])
 
 
@@ -796,6 +823,8 @@ class GlobalMerge(Method):
     merges: ClassVar[bool] = True
 
     def choose(self, scores, k, embeddings=None, silent=None):
+        from .merging import sketched_global_merge
+
         return _merged_selection(sketched_global_merge(embeddings, k), scores.shape[0])
 
 
@@ -947,8 +976,8 @@ def select(
         m = method
     else:
         m = make_method(method, **options)
-    if isinstance(scores, torch.Tensor):
-        scores = scores.detach().to("cpu", torch.float64).numpy()
+    if _is_tensor(scores):
+        scores = scores.detach().to("cpu", sys.modules["torch"].float64).numpy()
     try:
         scores = np.asarray(scores, dtype=np.float64)
     except (TypeError, ValueError, OverflowError):
@@ -960,7 +989,7 @@ def select(
     n = scores.shape[0]
     k = keep_count(n, keep_ratio)
     if embeddings is not None:
-        if not isinstance(embeddings, torch.Tensor) or embeddings.ndim != 2 or embeddings.shape[0] != n:
+        if not _is_tensor(embeddings) or embeddings.ndim != 2 or embeddings.shape[0] != n:
             shape = tuple(getattr(embeddings, "shape", ()))
             raise ValueError(f"Embeddings must be a torch tensor of shape [{n}, H], got {shape}.")
     elif m.needs_embeddings:

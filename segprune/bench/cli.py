@@ -125,8 +125,10 @@ def load_bench_model(args):
 
 
 def bench_command(args) -> int:
-    from . import Options, benchmark, report
+    from . import report
+    from .measure import Options
     from .result import Result
+    from .run import benchmark
 
     if args.engine == "vllm":
         from .serving import serving_command
@@ -143,8 +145,8 @@ def bench_command(args) -> int:
         if args.threads:
             torch.set_num_threads(args.threads)
         from ..models import registry
-        from . import check_lengths
         from .measure import log_progress
+        from .run import check_lengths
 
         spec = registry().get(args.model)
         if spec is not None:  # refuse a length before anything is built

@@ -25,9 +25,11 @@ import torch
 from ..args import DTYPES, non_negative_int, positive_float, positive_int
 from ..models.audioflamingo3 import AudioFlamingo3LM
 from ..models.qwen2_audio import Qwen2AudioLM
-from . import Options, benchmark, report
+from . import report
+from .measure import Options
 from .presets import build
 from .result import SELECTION_N
+from .run import benchmark
 
 KEEP = [1.0, 0.5, 0.25, 0.1]
 

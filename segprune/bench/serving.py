@@ -165,9 +165,9 @@ def markdown(rows: list[dict]) -> str:
 
 def machine() -> dict:
     """Where the client ran (the server is on the same machine in the CPU runs)."""
-    from . import _cpu_name, _load
+    from .run import cpu_name, load_average
 
-    return {"platform": platform.platform(), "processor": _cpu_name(), "cpus": os.cpu_count(), "load": _load()}
+    return {"platform": platform.platform(), "processor": cpu_name(), "cpus": os.cpu_count(), "load": load_average()}
 
 
 def serving_command(args) -> int:

@@ -23,7 +23,8 @@ with the same clip and keep ratio is served from the cache, without its prefill.
 only with embeddings that differ (see `segprune.bench.serving.salted`) or a server started with
 ``--no-enable-prefix-caching``. The ids are not affected.
 
-Standard library only (urllib, threads): segprune and vLLM live in different environments.
+Standard library only (urllib, threads), and torch where a tensor is serialised: segprune and vLLM
+live in different environments.
 """
 
 from __future__ import annotations
@@ -40,8 +41,10 @@ import urllib.request
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import torch
+if TYPE_CHECKING:
+    import torch
 
 DEFAULT_TIMEOUT = 300.0  # seconds for one request (a long clip on a CPU server takes a while)
 
@@ -109,6 +112,8 @@ class ChatRequest:
 
 def encode_embeddings(audio_embeds: torch.Tensor) -> str:
     """base64 of ``torch.save`` of a [K, H] floating-point tensor (on the CPU, contiguous)."""
+    import torch
+
     if not isinstance(audio_embeds, torch.Tensor) or audio_embeds.ndim != 2 or audio_embeds.shape[0] < 1:
         shape = tuple(audio_embeds.shape) if isinstance(audio_embeds, torch.Tensor) else type(audio_embeds).__name__
         raise ValueError(f"The audio embeddings must be one clip's [K, H] tensor with K >= 1, got {shape}.")
@@ -288,6 +293,8 @@ class VLLMClient:
 def salted(embeddings: torch.Tensor, serial: int) -> torch.Tensor:
     """A copy of `embeddings` [K, H] whose element number `serial` (mod K * H, row-major) is the
     next representable value: the same request to the model, a different one to vLLM's caches."""
+    import torch
+
     out = embeddings.detach().clone().contiguous()
     bits = out.view(-1).view({4: torch.int32, 2: torch.int16, 8: torch.int64}[out.element_size()])
     bits[serial % bits.numel()] += 1
